@@ -142,14 +142,21 @@ def _tiny_gpt2(seed: int):
     return GPT2LMHeadModel(cfg), gpt2_tokenizer()
 
 
-def _tiny_llama(seed: int):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def smollm2_tokenizer():
+    """The embedded SmolLM2 tokenizer alone (no weights loaded; cached after the first call)."""
+    from transformers import AutoTokenizer
 
     tok_dir = _cache_dir() / "smollm2-tokenizer"
     if not (tok_dir / "tokenizer.json").exists():
         gguf = embedded_gguf_path()
         AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tok_dir)
-    tok = AutoTokenizer.from_pretrained(tok_dir)
+    return AutoTokenizer.from_pretrained(tok_dir)
+
+
+def _tiny_llama(seed: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = smollm2_tokenizer()
     torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -234,7 +241,9 @@ def load_model(
     BOS is always prepended (TransformerLens's default): one policy for every model.
     """
     from transformer_lens.model_bridge import TransformerBridge
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # keep notebook outputs free of load bars
     hf, tok = hf_model_and_tokenizer(name, seed=seed)
     hf.eval()
     bridge = TransformerBridge.boot_transformers(name, hf_model=hf, tokenizer=tok, device=device)
