@@ -43,13 +43,13 @@ browser:
 	bash scripts/ensure_chromium.sh
 
 test: $(STAMP) browser
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -m "not book"
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
 	$(PY) scripts/run_book.py --model $(REFERENCE_MODEL) --no-execute
 	$(PY) -m pytest tests/book -q -m book
 
 test-lib: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -m "not book"
 
 bench: $(STAMP)
 	$(PY) -m circuitgen bench
