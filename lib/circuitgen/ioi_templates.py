@@ -43,14 +43,16 @@ NAMES: tuple[str, ...] = (
     "Linda", "Jack", "Karen", "Adam", "Nancy", "Eric", "Julia", "Ryan", "Megan", "Scott",
     # Spanish, Portuguese, Italian, French, German
     "Carlos", "Maria", "Juan", "Sofia", "Luis", "Ana", "Diego", "Lucia", "Marco", "Giulia",
-    "Pierre", "Marie", "Hans", "Greta", "Pedro", "Elena",
+    "Pierre", "Marie", "Hans", "Greta", "Pedro", "Elena", "Jose", "Miguel", "Rosa", "Andrea",
+    "Hugo", "Felix", "Antonio", "Pablo",
     # Slavic, Greek, Nordic
-    "Ivan", "Olga", "Dmitri", "Nikos", "Sven", "Ingrid",
+    "Ivan", "Olga", "Dmitri", "Nikos", "Sven", "Ingrid", "Nina", "Vera", "Boris",
     # Arabic, Persian, Turkish, Hebrew
     "Ahmed", "Fatima", "Omar", "Layla", "Ali", "Yusuf", "Leila", "Darius", "Emre", "Noam",
+    "Hassan", "Ibrahim", "Mohammed", "Sara",
     # South and East Asian
-    "Priya", "Raj", "Arjun", "Anjali", "Wei", "Mei", "Hiroshi", "Yuki", "Kenji", "Jin",
-    "Min", "Xiaoling",
+    "Priya", "Raj", "Arjun", "Anjali", "Maya", "Wei", "Mei", "Hiroshi", "Yuki", "Kenji",
+    "Jin", "Min", "Ming", "Lin", "Jun", "Kim", "Xiaoling",
     # African
     "Kwame", "Amara", "Chidi", "Nia", "Tunde", "Zainab",
 )
