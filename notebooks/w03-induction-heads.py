@@ -1,0 +1,158 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Week 3: induction heads
+#
+# **Question: does the model copy in context, and which attention heads do it?** An induction head
+# looks back for the previous occurrence of the current token and attends to the token that came
+# *after* it, so the model can predict "B" after seeing "A B ... A". It is the simplest circuit
+# that needs two heads to compose (a previous-token head feeds the induction head's keys), and the
+# IOI circuit of the coming weeks reuses the same parts (duplicate-token and induction heads detect
+# the repeated name). Here we find them the standard way: feed sequences of random tokens repeated
+# twice, and measure
+#
+# - the per-token loss on the first copy (unpredictable) and on the second (predictable by copying);
+# - for every head, the fraction of attention on the three targets that define head types:
+#   previous-token (query $i$ to key $i-1$), duplicate-token ($i$ to $i-n$, the earlier copy of the
+#   same token) and induction ($i$ to $i-n+1$, the token after the earlier copy), with $n$ the
+#   length of one copy.
+#
+# The code lives in `circuitgen.induction`; the scores are cross-checked against TransformerLens's
+# own head detector.
+
+# %% tags=["parameters"]
+MODEL = "smollm2-135m"
+SEED = 0
+DEVICE = "cpu"
+OUTPUT_DIR = None
+SEQ_LEN = 50
+N_SEQS = 8
+
+# %%
+from circuitgen import runtime
+from circuitgen import induction as ind
+
+model = runtime.start(MODEL, SEED, DEVICE)
+
+# %% [markdown]
+# ## Repeated random tokens
+#
+# Each sequence is BOS followed by `SEQ_LEN` random tokens and then the same tokens again. The
+# tokens come from the whole vocabulary minus special tokens (BOS, EOS, padding, chat markers), are
+# distinct within a sequence (so each repeated token has exactly one earlier copy), and are drawn
+# from a `torch.Generator` seeded with `SEED`.
+
+# %%
+tokens = ind.repeated_tokens(model, SEQ_LEN, N_SEQS, seed=SEED)
+print(f"{tokens.shape[0]} sequences of {tokens.shape[1]} tokens (BOS + 2 x {SEQ_LEN})")
+print("first sequence starts:", tokens[0, :9].tolist())
+print("decoded:", repr(model.tokenizer.decode(tokens[0, :9])))
+
+# %% [markdown]
+# One forward pass per batch gives both the loss at every position and the attention pattern of
+# every head (`blocks.L.attn.hook_pattern`, `[batch, head, query, key]`).
+
+# %%
+result = ind.run(model, tokens)
+
+# %% [markdown]
+# ## In-context loss drop
+#
+# On the first copy the model can only guess; on the second, a model that copies from context
+# should be nearly certain. Position $p$ on the x-axis is the token being predicted.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import math
+
+halves = result.loss_by_half()
+print(f"mean loss, first copy:  {halves['first_half']:.2f} nats")
+print(f"mean loss, second copy: {halves['second_half']:.2f} nats")
+print(f"uniform guess over the sampled tokens: {math.log(len(ind.token_pool(model))):.2f} nats")
+
+# %%
+ind.plot_loss_by_position(result);
+
+# %% [markdown]
+# ## Head scores
+#
+# Each score is the mean, over sequences and over the query positions that have the target, of the
+# fraction of the head's attention on that target (so it lies in 0..1). An induction head needs a
+# previous-token head in an earlier layer to tell it which token came before each key.
+
+# %%
+ind.plot_score_heatmaps(result);
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for kind in ind.HEAD_KINDS:
+    top = ind.top_heads(result.scores[kind], k=5)
+    print(f"{kind:16s}", ", ".join(f"{h} {s:.2f}" for h, s in zip(top["head"], top["score"])))
+
+# %% [markdown]
+# ## What the top induction heads look at
+#
+# On one sequence, the induction stripe is the diagonal that starts at query $n+1$, key 2 and runs
+# parallel to the main diagonal, $n - 1$ positions below it. Before the repeat starts there is
+# nothing to copy, and these heads park their attention on BOS.
+
+# %%
+top_ind = ind.top_heads(result.scores["induction"], k=3)
+heads = list(zip(top_ind["layer"], top_ind["head_index"]))
+ind.plot_attention_patterns(result, result.patterns_of(heads), list(top_ind["head"]));
+
+# %% [markdown]
+# ## Cross-check with TransformerLens's head detector
+#
+# `transformer_lens.head_detector.detect_head` works on the `TransformerBridge`, but takes text,
+# not token ids: it tokenizes the string itself. So the check draws sequences from word tokens
+# (a space and letters) that decode to text and tokenize back to exactly the same ids. Its default
+# `"mul"` measure divides by the attention of *all* $2n+1$ query rows, ours by the rows that have a
+# target ($2n$ for previous-token, $n$ for the others); with distinct tokens the two agree after that
+# rescaling, to float precision.
+
+# %%
+comparison = ind.compare_with_tl_detector(model, seq_len=10, n_seqs=2, seed=SEED)
+comparison
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("agrees with TransformerLens head detector:", bool(comparison["agrees"].all()))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+prev = ind.top_heads(result.scores["previous_token"], k=5)
+for name, layer, score in zip(top_ind["head"], top_ind["layer"], top_ind["score"]):
+    below = prev[(prev["layer"] < layer) & (prev["score"] > 0.5)]["head"].tolist()
+    print(f"induction head {name} ({score:.2f}): strong previous-token heads below it: {below or 'none'}")
+
+# %% [markdown]
+# ## What we found
+#
+# In the reference run (SmolLM2-135M; the printouts above hold the numbers of whichever model ran):
+#
+# - The model copies in context. On the first copy of random tokens its loss is even *above* a
+#   uniform guess (it confidently expects language, not noise); on the second copy it falls by
+#   roughly three quarters.
+#   The drop is not immediate: the first few tokens of the second copy are still expensive, and
+#   the induction stripe in the attention plots likewise only lights up a few positions into the
+#   repeat.
+# - A handful of heads in the upper-middle layers put most of their attention on the induction
+#   target, and their attention patterns show the clean stripe at offset $n-1$. Strong
+#   previous-token heads sit in earlier layers, as the two-head composition story requires, and the
+#   induction heads are distinct from the duplicate-token heads.
+# - Our scores match TransformerLens's head detector once its different normalisation is taken
+#   into account.
+# - Next week, the IOI task: the duplicate-token and induction heads found here are candidates for
+#   the classes that detect the repeated subject name.
