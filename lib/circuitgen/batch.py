@@ -61,7 +61,7 @@ def encode(model, df: pd.DataFrame, prompt_col: str = "prompt") -> IOIBatch:
     if not set(POSITION_COLUMNS.values()) <= set(df.columns):
         df = add_positions(df, tok)
     seqs = [tokenize(tok, p, bos=True) for p in df[prompt_col]]
-    ends = df[POSITION_COLUMNS["END"]].to_numpy()
+    ends = df[POSITION_COLUMNS["END"]].astype("int64").to_numpy()
     for i, (seq, end) in enumerate(zip(seqs, ends)):
         if len(seq) - 1 != end:
             raise PromptError(f"row {df.index[i]}: {prompt_col} has {len(seq)} tokens but END is "
@@ -73,7 +73,7 @@ def encode(model, df: pd.DataFrame, prompt_col: str = "prompt") -> IOIBatch:
     for i, seq in enumerate(seqs):
         tokens[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
-    pos = {role: torch.tensor(df[col].to_numpy(), dtype=torch.long)
+    pos = {role: torch.tensor(df[col].astype("int64").to_numpy(), dtype=torch.long)
            for role, col in POSITION_COLUMNS.items()}
     io_id = torch.tensor([answer_id(tok, n) for n in df["io"]])
     s_id = torch.tensor([answer_id(tok, n) for n in df["s"]])

@@ -115,7 +115,7 @@ def single_token_names(tokenizer, names: Iterable[str] | None = None, *, log: bo
     kept = tuple(n for n in names if is_single_token_name(tokenizer, n))
     dropped = tuple(n for n in names if n not in kept)
     if dropped and log:
-        logger.warning(
+        logger.info(
             "IOI names: dropped %d of %d names that are not a single token with a leading space "
             "in tokenizer %s: %s", len(dropped), len(names), tokenizer_label(tokenizer),
             ", ".join(dropped),
@@ -492,7 +492,46 @@ def _check_abc(tokenizer, abc: str, pos: Positions, names: tuple[str, str, str],
         )
 
 
+def make_abc(df: pd.DataFrame, tokenizer, seed: int = 0, *, bos: bool = True) -> pd.DataFrame:
+    """ABC counterparts for any prompt table (hand-written ones included), by name substitution.
+
+    IO, S1 and S2 are replaced, at their character spans, by three distinct single-token names
+    that are neither ``io`` nor ``s``; the result must align token for token with the clean
+    prompt. Rows that already have an ``abc_prompt`` keep it. Returns a copy with ``abc_prompt``.
+    """
+    out = df.copy()
+    if "abc_prompt" in out.columns and (out["abc_prompt"].astype(str) != "").all():
+        return out
+    pool = list(single_token_names(tokenizer, ioi_templates.NAMES, log=False).kept)
+    rng = random.Random(seed)
+    abcs = []
+    for idx, r in zip(out.index, out.itertuples(index=False)):
+        pos = find_positions(tokenizer, r.prompt, r.io, r.s, bos=bos, row=idx)
+        spans = sorted([(_word_spans(r.prompt, str(r.io).strip())[0], "io")]
+                       + [(sp, "s") for sp in _word_spans(r.prompt, str(r.s).strip())])
+        others = [x for x in pool if x not in (str(r.io).strip(), str(r.s).strip())]
+        for _ in range(20):
+            names = rng.sample(others, 3)
+            text, last = [], 0
+            for ((a, b), _role), name in zip(spans, names):
+                text += [r.prompt[last:a], name]
+                last = b
+            abc = "".join(text + [r.prompt[last:]])
+            ids = tokenize(tokenizer, abc, bos=bos)
+            by_pos = dict(zip(sorted([pos.io, pos.s1, pos.s2]), names))
+            if len(ids) == pos.n_tokens and all(
+                    tokenizer.decode([ids[p]]).strip() == n for p, n in by_pos.items()):
+                break
+        else:
+            raise PromptError(f"row {idx}: no ABC counterpart of {r.prompt!r} aligns token for "
+                              "token with it; check the names are single tokens in this prompt.")
+        abcs.append(abc)
+    out["abc_prompt"] = abcs
+    return out
+
+
 __all__ = [
+    "make_abc",
     "GENERATOR_VERSION", "ORDERS", "POSITION_COLUMNS", "COLUMNS", "TEMPLATES", "PromptError",
     "Positions", "NameFilter", "Template", "PromptSet", "tokenize", "is_single_token_name",
     "single_token_names", "tokenizer_label", "tokenizer_fingerprint", "resolve_tokenizer",

@@ -1,0 +1,205 @@
+"""The circuit scorer: per-prompt scores of how much a circuit does the work.
+
+``score_circuit(model, spec, prompts)`` returns one row per prompt (input columns passed through):
+
+- ``logit_diff``: the model's IO - S logit difference at END;
+- ``circuit_logit_diff``: the same with every (position, head) outside the circuit ablated;
+- ``faithfulness``: circuit_logit_diff / logit_diff for this prompt (the paper's figure is a ratio
+  of *means*, recorded in the metadata as ``faithfulness_ratio_of_means``);
+- ``sig_<class>``: mean attention, over the class's heads, from its signature's query position to
+  its key position (e.g. name movers END -> IO), on the clean run;
+- ``ko_<class>``: change in logit difference when that class alone is ablated at every position;
+- ``status``: ``ok``, or why the row could not be scored (only with ``skip_invalid=True``).
+
+All variants of a batch (clean, circuit, one per knock-out) run in one tiled forward pass, and only
+END is unembedded. The ablation reference (method, distribution, grouping) is a parameter and is
+recorded in ``df.attrs["circuitgen"]``. Scores do not depend on how prompts are batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from circuitgen import ablation as A
+from circuitgen import batch as B
+from circuitgen.circuits import CircuitSpec, validate_for_model
+from circuitgen.ioi import PromptError, find_positions, make_abc
+
+REQUIRED = ("prompt", "io", "s")
+MULTI_TOKEN_POLICY = (
+    "refused: a name that is several tokens with a leading space has no single answer token, so "
+    "its logit difference is undefined; the row is reported, never scored on a partial token"
+)
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Which ablation, and over what reference: ``method`` in mean/resample/zero; for ``mean``,
+    the reference prompts' ABC counterparts (``reference=None``: the scored prompts' own), grouped
+    by template when both tables have a ``template`` column."""
+
+    method: str = "mean"
+    reference: pd.DataFrame | None = None
+    group_by_template: bool = True
+
+
+def check_prompts(model, df: pd.DataFrame) -> pd.DataFrame:
+    """Validate every row; returns a table with ``status`` ('ok' or the reason) and positions."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise PromptError(f"the prompt table lacks column(s) {missing}; a prompt CSV needs the "
+                          f"columns {list(REQUIRED)} (io, s: the indirect object and subject names).")
+    n_ctx = model.cfg.n_ctx
+    rows = []
+    for idx, r in zip(df.index, df[list(REQUIRED)].itertuples(index=False)):
+        row = {"status": "ok"}
+        try:
+            if not isinstance(r.prompt, str) or not r.prompt.strip():
+                raise PromptError(f"row {idx}: the prompt is empty.")
+            pos = find_positions(model.tokenizer, r.prompt, r.io, r.s, bos=True, row=idx)
+            if pos.n_tokens > n_ctx:
+                raise PromptError(f"row {idx}: the prompt is {pos.n_tokens} tokens (BOS included); "
+                                  f"the model's context is {n_ctx}. Shorten it.")
+            row |= pos.as_dict()
+        except PromptError as err:
+            row["status"] = str(err)
+        rows.append(row)
+    return pd.DataFrame(rows, index=df.index)
+
+
+def _raise_on_invalid(checked: pd.DataFrame) -> None:
+    bad = checked[checked.status != "ok"]
+    if len(bad):
+        shown = "\n  ".join(bad.status.head(10))
+        more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise PromptError(f"{len(bad)} of {len(checked)} prompts cannot be scored:\n  {shown}{more}\n"
+                          "Fix them, or pass skip_invalid=True (--skip-invalid) to score the rest "
+                          "and keep these rows with their reason in the status column.")
+
+
+def _signature_hooks(spec: CircuitSpec, batch: B.IOIBatch, store: dict) -> list:
+    """Capture, on the clean rows (the first tile), each signature head's attention weight."""
+    n = len(batch)
+    rows = torch.arange(n)
+    by_layer: dict[int, list] = {}
+    for cls in spec.classes.values():
+        if cls.signature is None:
+            continue
+        src, dst = batch.pos[cls.signature.source], batch.pos[cls.signature.target]
+        for layer, head in cls.heads:
+            by_layer.setdefault(layer, []).append((cls.name, head, src, dst))
+
+    hooks = []
+    for layer, items in by_layer.items():
+        def hook(pattern, hook, items=items):
+            for name, head, src, dst in items:
+                store.setdefault(name, []).append(pattern[rows, head, src, dst])
+        hooks.append((f"blocks.{layer}.attn.hook_pattern", hook))
+    return hooks
+
+
+@torch.no_grad()
+def mean_reference(model, ref: pd.DataFrame, group_by_template: bool = True,
+                   batch_size: int = 32, seed: int = 0) -> A.MeanReference:
+    """Per-role (and per-template) mean ``z`` over the ABC counterparts of ``ref``."""
+    ref = make_abc(ref, model.tokenizer, seed=seed)
+    abc = B.encode(model, ref, prompt_col="abc_prompt")
+    groups = ref["template"].tolist() if group_by_template and "template" in ref.columns else None
+    return A.compute_means(model, abc, groups, batch_size=batch_size, source="abc")
+
+
+@torch.no_grad()
+def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: Ablation | None = None,
+                  means: A.MeanReference | None = None, batch_size: int = 16, knockouts: bool = True,
+                  skip_invalid: bool = False, progress: bool = True, seed: int = 0) -> pd.DataFrame:
+    """Score ``spec`` on every prompt; see the module docstring for the columns."""
+    ablation = ablation or Ablation()
+    validate_for_model(spec, model.cfg.n_layers, model.cfg.n_heads, model.circuitgen.model)
+    checked = check_prompts(model, prompts)
+    if not skip_invalid:
+        _raise_on_invalid(checked)
+    ok = checked.status == "ok"
+    good = pd.concat([prompts[ok].drop(columns=[c for c in checked.columns if c in prompts.columns
+                                                 and c != "status"]), checked[ok]], axis=1)
+    needs_abc = ablation.method == "resample" or (ablation.method == "mean" and means is None
+                                                  and ablation.reference is None)
+    if needs_abc and len(good):
+        good = make_abc(good, model.tokenizer, seed=seed)
+    if ablation.method == "mean" and means is None and len(good):
+        ref = ablation.reference if ablation.reference is not None else good
+        means = mean_reference(model, ref, ablation.group_by_template, seed=seed)
+
+    names = list(spec.classes)
+    results = []
+    bar = tqdm(total=len(good), desc="scoring", unit="prompt", disable=not progress)
+    for sl in B.chunks(len(good), batch_size):
+        part = good.iloc[sl]
+        batch = B.encode(model, part)
+        abc = B.encode(model, part, prompt_col="abc_prompt") if ablation.method == "resample" else None
+        groups = part["template"].tolist() if "template" in part.columns else None
+        replace = A.replacement_fn(ablation.method, batch, means=means, groups=groups, model=model,
+                                   abc=abc)
+        keeps = [A.full_keep(model, batch), A.circuit_keep(spec, model, batch)]
+        if knockouts:
+            keeps += [A.knockout_keep(spec.classes[n].heads, model, batch) for n in names]
+        keep = torch.stack(keeps)
+        store: dict[str, list] = {}
+        hooks = A.ablation_hooks(keep, replace) + _signature_hooks(spec, batch, store)
+        logits = A.end_logits(model, batch, hooks, tile=len(keeps))
+        diffs = A.end_logit_diff(logits, batch, tile=len(keeps))
+        cols = {"logit_diff": diffs[0], "circuit_logit_diff": diffs[1]}
+        for name, vals in store.items():
+            cols[f"sig_{name}"] = torch.stack(vals).mean(0)
+        if knockouts:
+            for i, name in enumerate(names):
+                cols[f"ko_{name}"] = diffs[2 + i] - diffs[0]
+        results.append(pd.DataFrame({k: v.numpy() for k, v in cols.items()}, index=part.index))
+        bar.update(len(part))
+    bar.close()
+
+    scores = pd.concat(results) if results else pd.DataFrame(index=good.index)
+    scores["faithfulness"] = scores["circuit_logit_diff"] / scores["logit_diff"] if len(scores) else []
+    # Positions are always those this model's tokenizer gives, whatever the input carried.
+    out = prompts.drop(columns=[c for c in checked.columns if c in prompts.columns])
+    out = out.join(checked).join(scores)
+    out.attrs["circuitgen"] = _metadata(model, spec, ablation, means, out, knockouts)
+    return out
+
+
+def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockouts: bool) -> dict:
+    ok = out[out.status == "ok"]
+    ratio = float(ok.circuit_logit_diff.mean() / ok.logit_diff.mean()) if len(ok) else float("nan")
+    if ablation.method == "mean" and means is not None:
+        abl = means.describe() | {"reference": "ABC counterparts of "
+                                  + ("the scored prompts" if ablation.reference is None
+                                     else "the given reference prompts")}
+    elif ablation.method == "resample":
+        abl = {"method": "resample", "reference": "each prompt's own ABC counterpart"}
+    else:
+        abl = {"method": ablation.method}
+    return {
+        "model": model.circuitgen.model, "circuit": spec.source, "circuit_model": spec.model,
+        "n_prompts": len(out), "n_scored": len(ok), "n_flagged": int((out.status != "ok").sum()),
+        "faithfulness_ratio_of_means": ratio, "ablation": abl, "knockouts": knockouts,
+        "circuit_kept_at": "each class's heads at its positions; all other (position, head) ablated",
+        "knockout": "the class's heads ablated at every position, the rest of the model intact",
+        "multi_token_names": MULTI_TOKEN_POLICY, "bos": True,
+        "compatibility_mode": model.circuitgen.compatibility_mode,
+    }
+
+
+def summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean and quartiles of the main scores over the scored rows."""
+    ok = scores[scores.status == "ok"]
+    cols = [c for c in ok.columns if c in ("logit_diff", "circuit_logit_diff", "faithfulness")
+            or c.startswith(("sig_", "ko_"))]
+    return ok[cols].describe(percentiles=[0.25, 0.5, 0.75]).T[["count", "mean", "25%", "50%", "75%"]]
+
+
+__all__ = ["Ablation", "score_circuit", "check_prompts", "mean_reference", "summary",
+           "MULTI_TOKEN_POLICY"]

@@ -1,0 +1,170 @@
+"""The circuit scorer: batch invariance, ablation checked against a naive implementation, and every
+input rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from circuitgen import ablation as A
+from circuitgen import batch as B
+from circuitgen import circuits, ioi, scorer
+
+SPEC = """
+model: tiny
+task: ioi
+classes:
+  movers: {heads: ["1.0", "1.3"], positions: [END], signature: {from: END, to: IO}}
+  inhibit: {heads: ["0.2"], positions: [S2, END], signature: {from: END, to: S2}}
+  early: {heads: ["0.0"], positions: [ALL]}
+"""
+HAND = pd.DataFrame({
+    "prompt": ["When Mary and John went to the store, John gave a drink to",
+               "After the long meeting, Sarah thanked David, and then David passed the notes to",
+               "Anna and Tom argued. Tom apologised to"],
+    "io": ["Mary", "Sarah", "Anna"], "s": ["John", "David", "Tom"], "family": ["a", "b", "c"],
+})
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return circuits.parse_circuit(SPEC, source="<test spec>")
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny_gpt2):
+    return ioi.generate_prompts(tiny_gpt2, n=24, seed=3).df
+
+
+COLS = ["logit_diff", "circuit_logit_diff", "faithfulness", "sig_movers", "sig_inhibit",
+        "ko_movers", "ko_inhibit", "ko_early"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_gpt2", "tiny_llama"])
+def test_batched_equals_one_prompt_at_a_time(fixture, request, spec):
+    model = request.getfixturevalue(fixture)
+    df = pd.concat([ioi.generate_prompts(model, n=12, seed=1).df, HAND], ignore_index=True)
+    means = scorer.mean_reference(model, ioi.generate_prompts(model, n=24, seed=2).df)
+    a = scorer.score_circuit(model, spec, df, means=means, batch_size=8, progress=False)
+    b = scorer.score_circuit(model, spec, df, means=means, batch_size=1, progress=False)
+    assert a.n_tokens.nunique() > 3, "the batch must mix lengths"
+    pd.testing.assert_frame_equal(a[COLS], b[COLS], atol=1e-5, rtol=0)
+
+
+def naive_circuit_logit_diff(model, spec, row: pd.Series, means: A.MeanReference) -> float:
+    """One prompt, one head and one position at a time, from the definitions."""
+    b = B.encode(model, row.to_frame().T.reset_index(drop=True))
+    roles = A.role_map(b)[0]
+    pooled = len(means.groups) - 1
+    g = means.groups.index(str(row.template)) if str(row.template) in means.groups else pooled
+    kept = {}
+    for cls in spec.classes.values():
+        for head in cls.heads:
+            kept[head] = cls.positions
+
+    def hook(z, hook):
+        layer = int(hook.name.split(".")[1])
+        z = z.clone()
+        for head in range(model.cfg.n_heads):
+            for p in range(z.shape[1]):
+                role = A.ROLE_NAMES[roles[p]]
+                pos_ok = (layer, head) in kept and ("ALL" in kept[(layer, head)] or role in kept[(layer, head)])
+                if not pos_ok:
+                    z[0, p, head] = means.means[g, roles[p], layer, head]
+        return z
+
+    hooks = [(A.z_name(layer), hook) for layer in range(model.cfg.n_layers)]
+    logits = B.forward(model, b, hooks)
+    return B.logit_diff(logits, b).item()
+
+
+def test_circuit_ablation_matches_naive_loop(tiny_gpt2, spec, prompts):
+    means = scorer.mean_reference(tiny_gpt2, prompts)
+    out = scorer.score_circuit(tiny_gpt2, spec, prompts.head(4), means=means, progress=False)
+    for i in range(4):
+        naive = naive_circuit_logit_diff(tiny_gpt2, spec, prompts.iloc[i], means)
+        assert out.circuit_logit_diff.iloc[i] == pytest.approx(naive, abs=1e-5)
+
+
+def test_whole_model_as_circuit_is_perfectly_faithful(tiny_llama):
+    n_l, n_h = tiny_llama.cfg.n_layers, tiny_llama.cfg.n_heads
+    heads = ", ".join(f'"{l}.{h}"' for l in range(n_l) for h in range(n_h))
+    everything = circuits.parse_circuit(
+        f"model: tiny\ntask: ioi\nclasses:\n  all: {{heads: [{heads}], positions: [ALL]}}\n", "<all>")
+    df = ioi.generate_prompts(tiny_llama, n=6, seed=0).df
+    out = scorer.score_circuit(tiny_llama, everything, df, progress=False)
+    torch.testing.assert_close(torch.tensor(out.circuit_logit_diff.values),
+                               torch.tensor(out.logit_diff.values), atol=1e-5, rtol=0)
+    assert (out.ko_all.abs() > 0).any(), "knocking out every head must change something"
+
+
+def test_signature_is_the_cached_attention(tiny_gpt2, spec, prompts):
+    out = scorer.score_circuit(tiny_gpt2, spec, prompts.head(5), progress=False, knockouts=False)
+    b = B.encode(tiny_gpt2, prompts.head(5))
+    _, cache = tiny_gpt2.run_with_cache(b.tokens, attention_mask=b.mask)
+    rows = torch.arange(5)
+    want = torch.stack([cache["blocks.1.attn.hook_pattern"][rows, h, b.end, b.pos["IO"]] for h in (0, 3)]).mean(0)
+    torch.testing.assert_close(torch.tensor(out.sig_movers.values), want, atol=1e-6, rtol=0)
+    assert "ko_movers" not in out.columns
+
+
+def test_resample_and_zero_ablation_run_and_differ(tiny_gpt2, spec, prompts):
+    df = prompts.head(6)
+    runs = {m: scorer.score_circuit(tiny_gpt2, spec, df, ablation=scorer.Ablation(method=m),
+                                    progress=False) for m in ("mean", "resample", "zero")}
+    assert runs["resample"].attrs["circuitgen"]["ablation"]["method"] == "resample"
+    assert not runs["mean"].circuit_logit_diff.equals(runs["zero"].circuit_logit_diff)
+    pd.testing.assert_series_equal(runs["mean"].logit_diff, runs["zero"].logit_diff)
+
+
+def test_hand_written_prompts_get_abc_counterparts(tiny_gpt2, spec):
+    out = scorer.score_circuit(tiny_gpt2, spec, HAND, progress=False)
+    assert list(out.family) == ["a", "b", "c"] and (out.status == "ok").all()
+    meta = out.attrs["circuitgen"]
+    assert meta["n_scored"] == 3 and meta["ablation"]["group_by"] == "none"
+
+
+# ---- input rules ---------------------------------------------------------------------------
+
+def bad_rows() -> pd.DataFrame:
+    return pd.DataFrame({
+        "prompt": ["When Mary and John went to the store, John gave a drink to",
+                   "When Mary and John went to the store, Bob gave a drink to",
+                   "",
+                   "When Xiaoling and John went to the store, John gave a drink to",
+                   "When Mary and John went to the store" + ", and then" * 200 + ", John gave a drink to"],
+        "io": ["Mary", "Mary", "Mary", "Xiaoling", "Mary"],
+        "s": ["John", "John", "John", "John", "John"],
+    })
+
+
+def test_invalid_rows_raise_naming_each_row(tiny_gpt2, spec):
+    with pytest.raises(ioi.PromptError) as err:
+        scorer.score_circuit(tiny_gpt2, spec, bad_rows(), progress=False)
+    msg = str(err.value)
+    assert "4 of 5 prompts" in msg
+    for row in ("row 1", "row 2", "row 3", "row 4"):
+        assert row in msg
+    assert "skip_invalid" in msg
+
+
+def test_skip_invalid_keeps_every_row_with_its_reason(tiny_gpt2, spec):
+    out = scorer.score_circuit(tiny_gpt2, spec, bad_rows(), skip_invalid=True, progress=False)
+    assert len(out) == 5, "nothing is dropped"
+    assert list(out.status == "ok") == [True, False, False, False, False]
+    assert "appears 1 time" in out.status[1] and "empty" in out.status[2]
+    assert "tokens with a leading space" in out.status[3] and "context" in out.status[4]
+    assert out.logit_diff[1:].isna().all() and out.logit_diff[:1].notna().all()
+    assert out.attrs["circuitgen"]["n_flagged"] == 4
+
+
+def test_missing_column_is_named(tiny_gpt2, spec):
+    with pytest.raises(ioi.PromptError, match=r"\['s'\]"):
+        scorer.score_circuit(tiny_gpt2, spec, HAND.drop(columns="s"), progress=False)
+
+
+def test_spec_that_does_not_fit_the_model(tiny_gpt2):
+    big = circuits.load_circuit("gpt2-ioi")
+    with pytest.raises(circuits.CircuitSpecError, match="does not exist"):
+        scorer.score_circuit(tiny_gpt2, big, HAND, progress=False)
