@@ -75,15 +75,17 @@ def _kv_index(model, head: int, component: str) -> int:
 
 @torch.no_grad()
 def to_receivers(model, base: IOIBatch, deltas: torch.Tensor, receivers: Sequence[tuple[int, int]],
-                 component: str = "q", position: str | None = "END",
+                 component: str | Sequence[str] = "q", position: str | None = "END",
                  senders: Sequence[tuple[int, int]] | None = None, tile: int = 16,
                  progress: bool = True) -> torch.Tensor:
     """Logit difference with each sender patched into the receivers' ``component`` input only,
-    ``[n_senders, batch]``. ``position``: a role (only that position of the input is patched) or
-    None (every position). Senders default to every head below the deepest receiver; a sender
-    reaches only receivers in later layers."""
-    if component not in ("q", "k", "v"):
-        raise ValueError(f"component must be q, k or v, not {component!r}")
+    ``[n_senders, batch]``. ``component``: "q", "k", "v" or several (patched together).
+    ``position``: a role (only that position of the input is patched) or None (every position).
+    Senders default to every head below the deepest receiver; a sender reaches only receivers in
+    later layers."""
+    components = (component,) if isinstance(component, str) else tuple(component)
+    if not components or any(c not in ("q", "k", "v") for c in components):
+        raise ValueError(f"component must be q, k or v (or several), not {component!r}")
     max_layer = max(layer for layer, _ in receivers)
     senders = list(senders) if senders is not None else [
         (layer, head) for layer in range(max_layer) for head in range(model.cfg.n_heads)]
@@ -93,15 +95,17 @@ def to_receivers(model, base: IOIBatch, deltas: torch.Tensor, receivers: Sequenc
     else:
         where = torch.zeros_like(base.mask, dtype=torch.bool)
         where[torch.arange(n), base.pos[position]] = True
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in receivers:
-        idx = _kv_index(model, head, component)
-        if idx not in by_layer.setdefault(layer, []):
-            by_layer[layer].append(idx)
+    by_layer: dict[tuple[int, str], list[int]] = {}
+    for comp in components:
+        for layer, head in receivers:
+            idx = _kv_index(model, head, comp)
+            if idx not in by_layer.setdefault((layer, comp), []):
+                by_layer[(layer, comp)].append(idx)
 
     out = torch.empty(len(senders), n)
     with split_qkv(model):
-        bar = tqdm(total=len(senders), desc=f"path patching -> {component}", disable=not progress)
+        bar = tqdm(total=len(senders), desc=f"path patching -> {'/'.join(components)}",
+                   disable=not progress)
         for sl in chunks(len(senders), tile):
             group = senders[sl]
             k = len(group)
@@ -109,7 +113,7 @@ def to_receivers(model, base: IOIBatch, deltas: torch.Tensor, receivers: Sequenc
             delta = delta * where[None, :, :, None]
             layers = torch.tensor([s[0] for s in group])
             hooks = []
-            for r_layer, idxs in by_layer.items():
+            for (r_layer, comp), idxs in by_layer.items():
                 live = (layers < r_layer).float()[:, None, None, None]  # only earlier senders
                 add = (delta * live).reshape(k * n, n_pos, -1)
 
@@ -118,7 +122,7 @@ def to_receivers(model, base: IOIBatch, deltas: torch.Tensor, receivers: Sequenc
                     x[:, :, idxs] += add[:, :, None]
                     return x
 
-                hooks.append((f"blocks.{r_layer}.attn.hook_{component}_input", hook))
+                hooks.append((f"blocks.{r_layer}.attn.hook_{comp}_input", hook))
             logits = A.end_logits(model, base, hooks, tile=k)
             out[sl] = A.end_logit_diff(logits, base, tile=k)
             bar.update(k)

@@ -1,0 +1,64 @@
+"""Faithfulness, completeness and minimality agree with the scorer and with their definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from circuitgen import circuits, discovery, evaluation, ioi, scorer
+
+SPEC = """
+model: tiny
+task: ioi
+classes:
+  movers: {heads: ["1.0", "1.3"], positions: [END], signature: {from: END, to: IO}}
+  early: {heads: ["0.1", "0.2"], positions: [S2, END]}
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_llama):
+    spec = circuits.parse_circuit(SPEC, "<test>")
+    df = ioi.generate_prompts(tiny_llama, n=10, seed=4).df
+    means = scorer.mean_reference(tiny_llama, df)
+    scores = scorer.score_circuit(tiny_llama, spec, df, means=means, progress=False)
+    return spec, df, means, scores
+
+
+def test_empty_knockout_reproduces_scorer(tiny_llama, setup):
+    spec, df, means, scores = setup
+    comp = evaluation.completeness(tiny_llama, spec, df, means, n_random=3, seed=0)
+    none = comp[comp.K == "(none)"].iloc[0]
+    assert none["F(C\\K)"] == pytest.approx(scores.circuit_logit_diff.mean(), abs=1e-5)
+    assert none["F(M\\K)"] == pytest.approx(scores.logit_diff.mean(), abs=1e-5)
+    movers = comp[comp.K == "class movers"].iloc[0]
+    assert movers["F(M\\K)"] == pytest.approx((scores.logit_diff + scores.ko_movers).mean(), abs=1e-5)
+    assert len(comp) == 1 + 2 + 3
+
+
+def test_minimality_is_the_drop_from_removing_each_head(tiny_llama, setup):
+    spec, df, means, scores = setup
+    mini = evaluation.minimality(tiny_llama, spec, df, means)
+    assert list(mini["head"]) == ["0.1", "0.2", "1.0", "1.3"]
+    one = circuits.parse_circuit(SPEC.replace('"1.0", ', ""), "<minus 1.0>")
+    without = scorer.score_circuit(tiny_llama, one, df, means=means, progress=False, knockouts=False)
+    drop = scores.circuit_logit_diff.mean() - without.circuit_logit_diff.mean()
+    assert mini.set_index("head").loc["1.0", "F(C)-F(C\\v)"] == pytest.approx(drop, abs=1e-5)
+
+
+def test_random_subsets_are_seeded():
+    heads = [(0, i) for i in range(10)]
+    assert evaluation.random_subsets(heads, 4, 1) == evaluation.random_subsets(heads, 4, 1)
+    assert evaluation.random_subsets(heads, 4, 1) != evaluation.random_subsets(heads, 4, 2)
+
+
+def test_discovery_runs_and_writes_a_valid_spec(tiny_gpt2, tmp_path):
+    df = ioi.generate_prompts(tiny_gpt2, n=6, seed=0).df
+    spec, steps, sig = discovery.discover(tiny_gpt2, df, threshold=0.0, max_per_step=2, progress=False)
+    assert steps[0].effect.shape == (tiny_gpt2.cfg.n_layers * tiny_gpt2.cfg.n_heads,)
+    assert set(sig.columns) == set(discovery.SIGNATURES)
+    assert ((sig >= 0) & (sig <= 1)).all().all()
+    path = tmp_path / "found.yaml"
+    spec.to_yaml(path)
+    again = circuits.load_circuit(path)
+    assert again.heads() == spec.heads()
+    circuits.validate_for_model(again, tiny_gpt2.cfg.n_layers, tiny_gpt2.cfg.n_heads)
