@@ -44,6 +44,7 @@ class Step:
     senders: list[tuple[int, int]]
     effect: torch.Tensor  # [n_senders], relative change of the mean logit difference
     selected: list[tuple[int, int]] = field(default_factory=list)
+    screened: pd.DataFrame | None = None  # every sender's attribution estimate (and exact if run)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame({"head": [f"{l}.{h}" for l, h in self.senders],
@@ -84,8 +85,14 @@ def _select(effect: torch.Tensor, senders, threshold: float, sign: int) -> list[
 
 @torch.no_grad()
 def discover(model, df: pd.DataFrame, threshold: float = 0.05, max_per_step: int = 8,
-             tile: int = 16, progress: bool = True) -> tuple[CircuitSpec, list[Step], pd.DataFrame]:
-    """Run the four steps on ``df`` (with ABC prompts); returns the spec, the steps, signatures."""
+             n_candidates: int = 24, tile: int = 12, progress: bool = True
+             ) -> tuple[CircuitSpec, list[Step], pd.DataFrame]:
+    """Run the four steps on ``df`` (with ABC prompts); returns the spec, the steps, signatures.
+
+    Step 1 is exact for every head (it is cheap). Steps 2-4 screen every sender with attribution
+    patching (one backward pass) and path-patch exactly the ``n_candidates`` with the largest
+    estimated effect; selection uses the exact effects only.
+    """
     clean = B.encode(model, df)
     corr = B.encode(model, df, prompt_col="abc_prompt")
     deltas = PP.sender_deltas(model, clean, corr)
@@ -101,26 +108,34 @@ def discover(model, df: pd.DataFrame, threshold: float = 0.05, max_per_step: int
     step1.selected = movers + negative
     steps.append(step1)
 
+    taken: set[tuple[int, int]] = set(movers + negative)
+
     def sweep(name, receivers, component, position):
-        senders = [(l, h) for l in range(max(r[0] for r in receivers)) for h in range(n_h)]
+        every = [(l, h) for l in range(max(r[0] for r in receivers)) for h in range(n_h)
+                 if (l, h) not in receivers]
+        estimate = PP.attribution_to_receivers(model, clean, deltas, receivers, component, position,
+                                               senders=every) / base.mean()
+        order = estimate.abs().argsort(descending=True)[: n_candidates].tolist()
+        senders = [every[i] for i in sorted(order)]
         patched = PP.to_receivers(model, clean, deltas, receivers, component, position,
                                   senders=senders, tile=tile, progress=progress)
         step = Step(name, list(receivers), tuple(component), senders, relative_effect(patched, base))
+        step.screened = pd.DataFrame({"head": [f"{l}.{h}" for l, h in every],
+                                      "estimate": estimate.numpy()})
+        step.screened["exact"] = step.screened["head"].map(
+            dict(zip([f"{l}.{h}" for l, h in senders], step.effect.numpy())))
         step.selected = [s for s in _select(step.effect, senders, threshold, -1)
-                         if s not in receivers][:max_per_step]
+                         if s not in taken][:max_per_step]
+        taken.update(step.selected)
         steps.append(step)
         return step.selected
 
     s_inhibition = sweep("-> name movers' queries (END)", movers, ("q",), "END") if movers else []
-    taken = set(movers + negative + s_inhibition)
     early = sweep("-> S-inhibition keys/values", s_inhibition, ("k", "v"), None) if s_inhibition else []
-    early = [h for h in early if h not in taken]
     sig = attention_signatures(model, clean)
     induction = [h for h in early if sig.loc[f"{h[0]}.{h[1]}", "S2->S1+1"] >= sig.loc[f"{h[0]}.{h[1]}", "S2->S1"]]
     duplicate = [h for h in early if h not in induction]
-    taken |= set(early)
     previous = sweep("-> induction heads' keys", induction, ("k",), None) if induction else []
-    previous = [h for h in previous if h not in taken]
 
     classes = {}
     plan = [
@@ -139,7 +154,9 @@ def discover(model, df: pd.DataFrame, threshold: float = 0.05, max_per_step: int
         description="IOI circuit found by path patching (circuitgen.discovery.discover)",
         provenance={"method": "path patching from the logits backwards, ABC corruption, "
                               f"threshold {threshold} of the clean logit difference, at most "
-                              f"{max_per_step} heads per step", "n_prompts": len(df),
+                              f"{max_per_step} heads per step; steps 2-4 screen senders by "
+                              f"attribution patching and path-patch the top {n_candidates} "
+                              "exactly", "n_prompts": len(df),
                     "found_by": "notebooks/w06-ioi-circuit"},
         ablation=SpecAblation("mean", "abc", ("template",)),
     )
