@@ -28,7 +28,7 @@ MODEL = "smollm2-135m"
 SEED = 0
 DEVICE = "cpu"
 OUTPUT_DIR = None  # reference run: writes data/circuits/<model>-ioi.yaml; other runs: this folder
-N_PROMPTS = 12  # prompts the circuit is found on (path patching costs one pass per sender)
+N_PROMPTS = 16  # prompts the circuit is found on (path patching costs one pass per sender)
 N_EVAL = 36  # fresh prompts (another seed) the circuit is measured on
 THRESHOLD = 0.05  # keep a head when patching it moves the logit difference by >= 5% of clean
 MAX_PER_STEP = 8  # at most this many heads per step, strongest first
@@ -63,6 +63,16 @@ find_set.df[["prompt", "io", "s", "order"]].head(4)
 # Each step patches one sender head at a time (its ABC output in place of its clean output) on its
 # direct path to some receivers only, and records the relative change in the mean logit
 # difference. A negative effect means the sender's clean output *helps* the model say the IO.
+#
+# 1. senders -> logits: **name movers** (effect <= -threshold) and **negative name movers** (>= +threshold);
+# 2. senders -> the name movers' queries at END: **S-inhibition** heads;
+# 3. senders -> the S-inhibition heads' keys and values: **induction** or **duplicate-token** heads,
+#    told apart by whether they attend from S2 to S1+1 or to S1;
+# 4. senders -> the induction heads' keys: **previous-token** heads.
+#
+# Step 1 is exact for every head. Exact path patching costs a forward pass per sender, so steps
+# 2-4 first *screen* every sender with attribution patching (a gradient, one backward pass), then
+# path-patch exactly the 24 with the largest estimated effect; only exact effects select heads.
 
 # %%
 spec, steps, signatures = discovery.discover(model, find_set.df, threshold=THRESHOLD,
@@ -95,6 +105,33 @@ fig.suptitle(f"Steps 2-{len(steps)}: senders into the heads found before ({MODEL
              f"{N_PROMPTS} prompts; red: kept)")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# How good was the screening? For the candidates that were path-patched exactly, the attribution
+# estimate against the exact effect. Heads the screen ranked outside the top 24 were never
+# patched exactly, so a poor agreement here would mean the procedure may have missed heads.
+
+# %%
+screened = [st for st in steps[1:] if st.screened is not None]
+fig, axes = plt.subplots(1, max(len(screened), 1), figsize=(4.5 * max(len(screened), 1), 4), squeeze=False)
+for ax, step in zip(axes[0], screened):
+    both = step.screened.dropna()
+    ax.scatter(both["estimate"], both["exact"], s=15)
+    lo, hi = both[["estimate", "exact"]].min().min(), both[["estimate", "exact"]].max().max()
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
+    ax.set_xlabel("attribution estimate (relative)")
+    ax.set_ylabel("exact path patching (relative)")
+    ax.set_title(step.name, fontsize=10)
+fig.suptitle(f"Screening vs exact path patching ({MODEL}, {N_PROMPTS} prompts)")
+plt.tight_layout()
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for step in screened:
+    both = step.screened.dropna()
+    r = np.corrcoef(both["estimate"], both["exact"])[0, 1]
+    print(f"{step.name}: {len(both)} candidates of {len(step.screened)} senders, correlation {r:.2f}")
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -113,6 +113,8 @@ def discover(model, df: pd.DataFrame, threshold: float = 0.05, max_per_step: int
     def sweep(name, receivers, component, position):
         every = [(l, h) for l in range(max(r[0] for r in receivers)) for h in range(n_h)
                  if (l, h) not in receivers]
+        if not every:  # receivers in layer 0 have no senders
+            return []
         estimate = PP.attribution_to_receivers(model, clean, deltas, receivers, component, position,
                                                senders=every) / base.mean()
         order = estimate.abs().argsort(descending=True)[: n_candidates].tolist()

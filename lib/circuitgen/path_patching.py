@@ -142,6 +142,8 @@ def attribution_to_receivers(model, base: IOIBatch, deltas: torch.Tensor,
     max_layer = max(layer for layer, _ in receivers)
     senders = list(senders) if senders is not None else [
         (layer, head) for layer in range(max_layer) for head in range(model.cfg.n_heads)]
+    if not senders:
+        return torch.zeros(0)
     n = len(base)
     if position is None:
         where = base.mask.bool()
