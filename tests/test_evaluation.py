@@ -62,3 +62,10 @@ def test_discovery_runs_and_writes_a_valid_spec(tiny_gpt2, tmp_path):
     again = circuits.load_circuit(path)
     assert again.heads() == spec.heads()
     circuits.validate_for_model(again, tiny_gpt2.cfg.n_layers, tiny_gpt2.cfg.n_heads)
+
+
+def test_s2_check_first_column_is_the_scorer(tiny_llama, setup):
+    spec, df, means, scores = setup
+    check = evaluation.s2_check(tiny_llama, spec, df, means)
+    assert check.circuit_logit_diff.values == pytest.approx(scores.circuit_logit_diff.values, abs=1e-5)
+    assert not check.circuit_logit_diff.equals(check.circuit_logit_diff_s2_intact)

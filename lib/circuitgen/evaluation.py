@@ -82,3 +82,26 @@ def minimality(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanReferenc
                         "F(C)-F(C\\v)": (f[0] - f[1:]).numpy()})
     out["relative"] = out["F(C)-F(C\\v)"] / float(f[0])
     return out
+
+
+@torch.no_grad()
+def s2_check(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanReference,
+             batch_size: int = 16) -> pd.DataFrame:
+    """The S2-hacking check (Nainani et al. 2024): per prompt, the circuit's logit difference with
+    the complement mean-ablated everywhere, and with the complement left intact at the S2 position
+    only. If faithfulness above 1 comes from ablating what other heads write at S2 (which can
+    strengthen the 'S is duplicated' signal the circuit reads there), the second number falls back
+    towards the model's."""
+    out = []
+    groups_all = df["template"].tolist() if "template" in df.columns else None
+    for sl in B.chunks(len(df), batch_size):
+        part = df.iloc[sl]
+        batch = B.encode(model, part)
+        groups = groups_all[sl] if groups_all is not None else None
+        replace = A.replacement_fn("mean", batch, means=means, groups=groups)
+        keep = A.circuit_keep(spec, model, batch)
+        at_s2 = (A.role_map(batch) == A.ROLE_INDEX["S2"])[:, :, None, None]
+        diffs = A.run_variants(model, batch, torch.stack([keep, keep | at_s2]), replace)
+        out.append(pd.DataFrame({"circuit_logit_diff": diffs[0].numpy(),
+                                 "circuit_logit_diff_s2_intact": diffs[1].numpy()}, index=part.index))
+    return pd.concat(out)
