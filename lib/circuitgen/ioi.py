@@ -191,16 +191,26 @@ def _word_spans(prompt: str, name: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in pattern.finditer(prompt)]
 
 
-def find_positions(tokenizer, prompt: str, io: str, s: str, *, bos: bool = True, row: Any = None) -> Positions:
+def find_positions(tokenizer, prompt: str, io: str, s: str, *, bos: bool = True, row: Any = None,
+                   io_count: int = 1, s_count: int = 2) -> Positions:
     """IO, S1, S1+1, S2 and END token positions of an IOI prompt, from character offsets.
 
     The prompt must end right before the answer (no trailing space), contain the subject ``s``
     exactly twice (S1, S2) and the indirect object ``io`` exactly once, before S2, each as a
     whole word that is a single token. ``row`` (an index or id) is named in any error message.
     Raises :class:`PromptError` saying what is wrong and how to fix it.
+
+    Relaxed check (for the adversarial variations, :mod:`circuitgen.variations`): ``io_count``
+    (default 1) and ``s_count`` (default 2) are the numbers of mentions required instead. Every IO
+    mention must come before S2. Then IO is the **first** IO mention, S1 the **first** S mention
+    and S2 the **last** S mention (the giver); other mentions are not reported here. The defaults
+    give exactly the strict check above; note that the scorer uses the strict check.
     """
     where = f"row {row}: " if row is not None else ""
     shown = f"{where}in prompt {prompt!r}: "
+    if int(io_count) < 1 or int(s_count) < 2:
+        raise PromptError(f"{where}io_count must be at least 1 and s_count at least 2 "
+                          f"(got io_count={io_count}, s_count={s_count}).")
     io, s = str(io).strip(), str(s).strip()
     if not io or not s:
         raise PromptError(f"{shown}the io and s names must be non-empty (got io={io!r}, s={s!r}).")
@@ -220,19 +230,21 @@ def find_positions(tokenizer, prompt: str, io: str, s: str, *, bos: bool = True,
                 "Use a name from circuitgen.ioi.single_token_names(tokenizer).kept."
             )
     io_spans, s_spans = _word_spans(prompt, io), _word_spans(prompt, s)
-    if len(s_spans) != 2:
+    if len(s_spans) != s_count:
+        times = "twice" if s_count == 2 else f"{s_count} times"
         raise PromptError(
             f"{shown}the subject {s!r} appears {len(s_spans)} time(s) as a whole word; it must "
-            "appear exactly twice (S1, then S2 the giver). Check the s column's spelling and case, "
+            f"appear exactly {times} (S1, then S2 the giver). Check the s column's spelling and case, "
             "or rewrite the prompt."
         )
-    if len(io_spans) != 1:
+    if len(io_spans) != io_count:
+        times = "once" if io_count == 1 else f"{io_count} times"
         raise PromptError(
             f"{shown}the indirect object {io!r} appears {len(io_spans)} time(s) as a whole word; "
-            "it must appear exactly once, before S2. Check the io column's spelling and case, or "
+            f"it must appear exactly {times}, before S2. Check the io column's spelling and case, or "
             "rewrite the prompt."
         )
-    if io_spans[0][0] > s_spans[1][0]:
+    if io_spans[-1][0] > s_spans[-1][0]:
         raise PromptError(
             f"{shown}the indirect object {io!r} comes after the second mention of {s!r}; in an "
             "IOI prompt both names are introduced before the subject is repeated. Swap io and s "
@@ -256,8 +268,12 @@ def find_positions(tokenizer, prompt: str, io: str, s: str, *, bos: bool = True,
         return hits[0] + shift
 
     p_io = token_of(io_spans[0], "IO", io)
+    for extra in io_spans[1:]:
+        token_of(extra, "repeated IO", io)
     p_s1 = token_of(s_spans[0], "S1", s)
-    p_s2 = token_of(s_spans[1], "S2", s)
+    for extra in s_spans[1:-1]:
+        token_of(extra, "repeated S", s)
+    p_s2 = token_of(s_spans[-1], "S2", s)
     end = len(ids) - 1 + shift
     if p_s2 >= end:
         raise PromptError(
