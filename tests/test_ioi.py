@@ -117,7 +117,7 @@ def test_tokenize_matches_the_bridge(name, request):
 
 
 def test_single_token_filter_drops_and_counts(tok, caplog):
-    with caplog.at_level(logging.WARNING, logger="circuitgen.ioi"):
+    with caplog.at_level(logging.INFO, logger="circuitgen.ioi"):
         nf = single_token_names(tok, ["Mary", "Xiaoling", "John"])
     assert nf.kept == ("Mary", "John")
     assert nf.dropped == ("Xiaoling",) and nf.n_dropped == 1
@@ -138,7 +138,7 @@ def test_default_name_list_filter_is_consistent(tok):
 
 def test_generator_reports_dropped_names(gpt2_tok, caplog):
     names = ["Mary", "John", "Alice", "Bob", "Sarah", "David", "Xiaoling"]
-    with caplog.at_level(logging.WARNING, logger="circuitgen.ioi"):
+    with caplog.at_level(logging.INFO, logger="circuitgen.ioi"):
         ps = generate_prompts(gpt2_tok, n=10, seed=0, names=names)
     assert ps.n_dropped == 1 and ps.names_dropped == ["Xiaoling"]
     assert ps.meta["n_names_kept"] == 6 and "Xiaoling" in caplog.text
