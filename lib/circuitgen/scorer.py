@@ -55,13 +55,17 @@ def check_prompts(model, df: pd.DataFrame) -> pd.DataFrame:
         raise PromptError(f"the prompt table lacks column(s) {missing}; a prompt CSV needs the "
                           f"columns {list(REQUIRED)} (io, s: the indirect object and subject names).")
     n_ctx = model.cfg.n_ctx
+    # Adversarial prompts (DoubleIO, S three times) say how often each name is meant to appear.
+    io_n = df["io_mentions"] if "io_mentions" in df.columns else pd.Series(1, index=df.index)
+    s_n = df["s_mentions"] if "s_mentions" in df.columns else pd.Series(2, index=df.index)
     rows = []
     for idx, r in zip(df.index, df[list(REQUIRED)].itertuples(index=False)):
         row = {"status": "ok"}
         try:
             if not isinstance(r.prompt, str) or not r.prompt.strip():
                 raise PromptError(f"row {idx}: the prompt is empty.")
-            pos = find_positions(model.tokenizer, r.prompt, r.io, r.s, bos=True, row=idx)
+            pos = find_positions(model.tokenizer, r.prompt, r.io, r.s, bos=True, row=idx,
+                                 io_count=int(io_n[idx]), s_count=int(s_n[idx]))
             if pos.n_tokens > n_ctx:
                 raise PromptError(f"row {idx}: the prompt is {pos.n_tokens} tokens (BOS included); "
                                   f"the model's context is {n_ctx}. Shorten it.")
