@@ -259,10 +259,19 @@ else:
 
 # %% [markdown]
 # ## What we found
-# The printed steps above are the procedure's own output: which heads passed the threshold at each
-# step, with their effects. Read them with three caveats. Path patching here follows direct edges
-# only (no paths through MLPs). On the reference model, K/V receivers are KV groups of three query
-# heads, so step 3 cannot tell which of the three S-inhibition heads of a group a sender feeds.
-# And backup name movers, which only show up once the name movers are ablated, are not searched
-# for. The faithfulness, completeness and minimality figures are reported as they came out; the
-# lab notebook compares them with the paper's GPT-2 circuit.
+# - The procedure finds an IOI circuit in the reference model that tells the same story as
+#   GPT-2's, in 13 heads: name movers at layer 23 that attend END -> IO; a strong layer-23 head that
+#   instead attends END -> S2 and pushes the subject down; negative name movers at layer 24;
+#   S-inhibition heads at layers 19-20 that attend END -> S2 and set the name movers' queries; an
+#   induction head (17.4) and a previous-token head (16.0) that feed them. The induction and
+#   previous-token heads are the same ones week 3 found on random tokens.
+# - The attribution screen agrees with exact path patching on the candidates (correlations above),
+#   so the cheaper search is unlikely to have missed strong senders.
+# - Measured as the paper does, the circuit is much less faithful than GPT-2's (ratio of means
+#   printed above, against the paper's 0.87), and neither complete nor minimal: with the rest of
+#   the model mean-ablated, the "negative" name mover 24.4 becomes one of the circuit's most
+#   important heads, and removing some name movers raises the circuit's logit difference.
+#
+# Caveats: path patching here follows direct edges only (no paths through MLPs); on this model
+# K/V receivers are KV groups of three query heads; backup name movers are not searched for.
+# The lab notebook compares these numbers with the paper's.
