@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitgen import circuits, predictors as P, sweeps, variations
+from circuitgen import circuits, predictors as P, scorer, sweeps, variations
 
 SPEC = """
 model: tiny
@@ -136,3 +136,33 @@ def test_term_label():
     assert P.term_label("C(order, Treatment(reference='BABA'))[T.ABBA]") == "order=ABBA"
     assert P.term_label("C(family)[T.syntactic]") == "family=syntactic"
     assert P.term_label("dist_s1_s2") == "dist_s1_s2"
+
+
+def test_score_families_equals_one_sweep_per_family(tiny_gpt2):
+    spec = circuits.parse_circuit(SPEC, source="<test spec>")
+    both = P.score_families(tiny_gpt2, spec, seed=3, n_per_condition=1, families=["domain", "adversarial"])
+    for fam in ("domain", "adversarial"):
+        alone = sweeps.run_sweep(tiny_gpt2, spec, variations.generate_family(fam, tiny_gpt2, 1, seed=3), seed=3)
+        part = both[both.family == fam].reset_index(drop=True)
+        assert (part.prompt == alone.prompt).all()
+        np.testing.assert_array_equal(part.circuit_logit_diff, alone.circuit_logit_diff)
+    assert set(both.attrs["prompt_sets"]) == {"domain", "adversarial"}
+
+
+def test_ablation_agreement(tiny_gpt2, tiny_scores):
+    spec = circuits.parse_circuit(SPEC, source="<test spec>")
+    table, summary = P.ablation_agreement(tiny_scores, tiny_scores)
+    assert summary["pearson_r_circuit_ld"] == pytest.approx(1.0)
+    assert summary["wrong_label_agreement"] == 1.0
+    assert (table.faith_mean == table.faith_resample).all()
+    parts = [sweeps.run_sweep(tiny_gpt2, spec, tiny_scores[tiny_scores.family == f], seed=0,
+                              ablation=scorer.Ablation("resample")) for f in ("adversarial", "lexical")]
+    assert all(p.attrs["circuitgen"]["ablation"]["method"] == "resample" for p in parts)
+    resampled = pd.concat(parts, ignore_index=True)
+    table, summary = P.ablation_agreement(tiny_scores, resampled)
+    ok = tiny_scores[tiny_scores.condition == "distractor"]
+    assert table.loc["adversarial/distractor", "faith_mean"] == pytest.approx(
+        ok.circuit_logit_diff.mean() / ok.logit_diff.mean())
+    assert len(table) == 5 and -1 <= summary["spearman_rho_conditions"] <= 1
+    with pytest.raises(ValueError, match="same prompts"):
+        P.ablation_agreement(tiny_scores, tiny_scores.iloc[::-1])

@@ -3,6 +3,7 @@ input rule."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -116,6 +117,18 @@ def test_resample_and_zero_ablation_run_and_differ(tiny_gpt2, spec, prompts):
     assert runs["resample"].attrs["circuitgen"]["ablation"]["method"] == "resample"
     assert not runs["mean"].circuit_logit_diff.equals(runs["zero"].circuit_logit_diff)
     pd.testing.assert_series_equal(runs["mean"].logit_diff, runs["zero"].logit_diff)
+
+
+def test_a_scored_table_can_be_scored_again(tiny_gpt2, spec, prompts):
+    df = prompts.head(6)
+    mean = scorer.score_circuit(tiny_gpt2, spec, df, progress=False, knockouts=False)
+    again = scorer.score_circuit(tiny_gpt2, spec, mean, ablation=scorer.Ablation("resample"),
+                                 progress=False, knockouts=False)
+    direct = scorer.score_circuit(tiny_gpt2, spec, df, ablation=scorer.Ablation("resample"),
+                                  progress=False, knockouts=False)
+    # The old scores are replaced, not joined beside the new ones.
+    assert list(again.columns).count("circuit_logit_diff") == 1
+    np.testing.assert_array_equal(again.circuit_logit_diff, direct.circuit_logit_diff)
 
 
 def test_hand_written_prompts_get_abc_counterparts(tiny_gpt2, spec):

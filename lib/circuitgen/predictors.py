@@ -16,6 +16,10 @@ families). The pipeline:
   predicts another, generated with a different seed.
 - :func:`replication`: terms whose CI excludes 0 with the same sign in both sets.
 - :func:`vif`: variance inflation factors, to say which coefficients collinearity blurs.
+- :func:`score_families`: the data: every variation family generated with one seed and scored
+  family by family (so the ablation means are each family's own, as in weeks 8-11).
+- :func:`ablation_agreement`: the same prompts scored with two ablations (mean vs resample, after
+  Miller et al. 2024): per-condition faithfulness under each, and how far the conclusions agree.
 """
 
 from __future__ import annotations
@@ -258,6 +262,63 @@ def replication(a: pd.DataFrame, b: pd.DataFrame, names=("train", "heldout")) ->
     return out
 
 
-__all__ = ["NUMERIC", "CATEGORICAL", "REFERENCE_LEVELS", "feature_table", "Standardizer",
+def score_families(model, spec, seed: int, n_per_condition: int, families=None,
+                   ablation=None, batch_size: int = 16) -> pd.DataFrame:
+    """Every family in ``families`` (default: all) generated with ``seed`` and scored with
+    :func:`circuitgen.sweeps.run_sweep` one family at a time; rows keep ``family`` and
+    ``condition``; ``attrs["prompt_sets"]`` has each family's generator metadata."""
+    from circuitgen import sweeps, variations
+
+    parts, metas = [], {}
+    for fam in families or variations.FAMILIES:
+        ps = variations.generate_family(fam, model, n_per_condition=n_per_condition, seed=seed)
+        parts.append(sweeps.run_sweep(model, spec, ps, seed=seed, ablation=ablation,
+                                      batch_size=batch_size))
+        metas[fam] = parts[-1].attrs["circuitgen"]
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["prompt_sets"] = metas
+    return out
+
+
+def ablation_agreement(a: pd.DataFrame, b: pd.DataFrame, names=("mean", "resample"),
+                       seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """``a`` and ``b``: the same prompts scored two ways (rows aligned by index). Returns a
+    per-condition table (faithfulness, ratio of means, with paired-bootstrap 95% CI, and the share
+    of prompts where the circuit is wrong, under each) and a summary: per-prompt Pearson r of the
+    circuit's logit difference, Spearman rho of the conditions' faithfulness, the share of prompts
+    whose circuit-wrong label agrees."""
+    from scipy.stats import pearsonr, spearmanr
+
+    from circuitgen.sweeps import ratio_of_means_ci
+
+    if not a.index.equals(b.index) or not (a["prompt"] == b["prompt"]).all():
+        raise ValueError("ablation_agreement needs the same prompts in the same rows; score one "
+                         "prompt table twice, changing only the ablation.")
+    ok = (a.status == "ok") & (b.status == "ok")
+    fa, fb = feature_table(a[ok]), feature_table(b[ok])
+    rows = []
+    for cond, idx in fa.groupby("condition", sort=False).groups.items():
+        row = {"condition": cond, "n": len(idx)}
+        for name, ft in zip(names, (fa, fb)):
+            g = ft.loc[idx]
+            est, lo, hi = ratio_of_means_ci(g.circuit_ld, g.model_ld, seed=seed)
+            row |= {f"faith_{name}": est, f"faith_{name}_lo": lo, f"faith_{name}_hi": hi,
+                    f"wrong_{name}": g.circuit_wrong.mean()}
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("condition")
+    x, y = names
+    summary = {
+        "n_prompts": int(ok.sum()),
+        "pearson_r_circuit_ld": float(pearsonr(fa.circuit_ld, fb.circuit_ld)[0]),
+        "spearman_rho_conditions": float(spearmanr(table[f"faith_{x}"], table[f"faith_{y}"])[0]),
+        "faithfulness_overall": {n: float(ft.circuit_ld.mean() / ft.model_ld.mean())
+                                 for n, ft in zip(names, (fa, fb))},
+        "wrong_overall": {n: float(ft.circuit_wrong.mean()) for n, ft in zip(names, (fa, fb))},
+        "wrong_label_agreement": float((fa.circuit_wrong == fb.circuit_wrong).mean()),
+    }
+    return table, summary
+
+
+__all__ = ["score_families", "ablation_agreement", "NUMERIC", "CATEGORICAL", "REFERENCE_LEVELS", "feature_table", "Standardizer",
            "formula", "fit_ols", "fit_logit", "coef_table", "partial_eta_squared", "heldout_r2",
            "auc", "vif", "model_specs", "compare_models", "replication", "term_label"]

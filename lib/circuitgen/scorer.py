@@ -168,8 +168,10 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
 
     scores = pd.concat(results) if results else pd.DataFrame(index=good.index)
     scores["faithfulness"] = scores["circuit_logit_diff"] / scores["logit_diff"] if len(scores) else []
-    # Positions are always those this model's tokenizer gives, whatever the input carried.
-    out = prompts.drop(columns=[c for c in checked.columns if c in prompts.columns])
+    # Positions are always those this model's tokenizer gives, and scores those just computed,
+    # whatever the input carried (a scored table can be scored again, e.g. with another ablation).
+    stale = [c for c in (*checked.columns, *scores.columns) if c in prompts.columns]
+    out = prompts.drop(columns=stale)
     out = out.join(checked).join(scores)
     out.attrs["circuitgen"] = _metadata(model, spec, ablation, means, out, knockouts)
     return out
