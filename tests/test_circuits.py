@@ -9,6 +9,7 @@ import pytest
 from circuitgen.circuits import (
     POSITIONS,
     CircuitSpecError,
+    found_circuit,
     load_circuit,
     parse_circuit,
     parse_head,
@@ -186,3 +187,15 @@ def test_missing_spec_file_lists_known_names(tmp_path):
 def test_parse_from_string_names_the_source():
     with pytest.raises(CircuitSpecError, match=r"^my-notebook: .*missing field 'task'"):
         parse_circuit(_replace("task: ioi\n", ""), source="my-notebook")
+
+
+def test_found_circuit_resolves_the_week6_spec(tmp_path, capsys):
+    ref = found_circuit("smollm2-135m")
+    assert ref.source == str(CIRCUITS_DIR / "smollm2-135m-ioi.yaml")
+    assert f"{len(ref.heads())} heads" in capsys.readouterr().out
+    # Another run's week 6 wrote its spec into its own output folder, '/' in the name as '--'.
+    _write(tmp_path, VALID, name="org--model-ioi.yaml")
+    assert found_circuit("org/model", output_dir=tmp_path).heads() == [(5, 5), (9, 6), (9, 9)]
+    assert found_circuit("anything", circuit="gpt2-ioi").model == "gpt2"
+    with pytest.raises(CircuitSpecError, match="w06-ioi-circuit with MODEL='other'"):
+        found_circuit("other", output_dir=tmp_path)

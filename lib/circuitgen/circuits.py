@@ -358,6 +358,26 @@ def load_circuit(name_or_path: str | pathlib.Path) -> CircuitSpec:
     return parse_circuit(path.read_text(), source=str(path))
 
 
+def found_circuit(model_name: str, circuit: str | pathlib.Path | None = None,
+                  output_dir: str | pathlib.Path | None = None) -> CircuitSpec:
+    """The circuit a notebook scores: ``circuit`` if given, else the one week 6 wrote for
+    ``model_name`` (``data/circuits/`` for the reference run, ``output_dir`` for any other run).
+    Prints which spec was loaded; a missing week-6 spec says how to make it."""
+    if circuit is None:
+        folder = CIRCUITS_DIR if output_dir is None else pathlib.Path(output_dir)
+        path = folder / f"{model_name.replace('/', '--')}-ioi.yaml"
+        if not path.exists():
+            raise CircuitSpecError(
+                f"{path}: no circuit for model {model_name!r} here. Week 6 writes it: run "
+                f"notebooks/w06-ioi-circuit with MODEL={model_name!r} (and the same OUTPUT_DIR) "
+                "first, or pass CIRCUIT=<a spec path or a name in data/circuits/>.")
+        circuit = path
+    spec = load_circuit(circuit)
+    print(f"circuit: {pathlib.Path(spec.source).name}, {len(spec.heads())} heads in "
+          f"{len(spec.classes)} classes: {', '.join(spec.classes)}")
+    return spec
+
+
 def validate_for_model(spec: CircuitSpec, n_layers: int, n_heads: int, model_name: str | None = None) -> CircuitSpec:
     """Check every head exists in a model with ``n_layers`` x ``n_heads``; returns the spec."""
     for c in spec.classes.values():
@@ -377,5 +397,5 @@ def validate_for_model(spec: CircuitSpec, n_layers: int, n_heads: int, model_nam
 __all__ = [
     "POSITIONS", "SIGNATURE_POSITIONS", "CircuitSpecError", "Signature", "HeadClass", "Ablation",
     "CircuitSpec", "parse_head", "format_head", "spec_from_dict", "parse_circuit", "load_circuit",
-    "circuit_path", "validate_for_model",
+    "circuit_path", "found_circuit", "validate_for_model",
 ]
