@@ -132,6 +132,23 @@ def test_compare_models_refuses_unseen_levels(tiny_scores):
         P.compare_models(train, ft)
 
 
+def test_compare_models_on_its_own_training_set(tiny_scores):
+    ft = P.Standardizer.fit(P.feature_table(tiny_scores)).transform(P.feature_table(tiny_scores))
+    tab = P.compare_models(ft, ft)
+    assert list(tab.index) == ["condition labels", "condition + template", "features",
+                               "features + confidence"]
+    # Scored on the prompts it was fitted on, held-out R^2 is the in-sample R^2.
+    np.testing.assert_allclose(tab.r2_heldout, tab.r2_train, atol=1e-9)
+    assert tab.loc["features + confidence", "r2_train"] >= tab.loc["features", "r2_train"]
+
+
+def test_replication_of_odds_ratios_uses_one_as_the_null():
+    a = pd.DataFrame({"estimate": [2.0, 1.1], "lo": [1.5, 0.9], "hi": [3.0, 1.3]}, index=["x", "y"])
+    a.attrs["odds_ratio"] = True
+    rep = P.replication(a, a)
+    assert list(rep.verdict) == ["replicates", "no clear effect"]
+
+
 def test_term_label():
     assert P.term_label("C(order, Treatment(reference='BABA'))[T.ABBA]") == "order=ABBA"
     assert P.term_label("C(family)[T.syntactic]") == "family=syntactic"

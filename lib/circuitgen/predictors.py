@@ -24,6 +24,7 @@ families). The pipeline:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,6 +167,7 @@ def coef_table(fit, exp: bool = False) -> pd.DataFrame:
         tab[["estimate", "lo", "hi"]] = np.exp(tab[["estimate", "lo", "hi"]])
     tab.index = [term_label(t) for t in tab.index]
     tab.index.name = "term"
+    tab.attrs["odds_ratio"] = exp
     return tab
 
 
@@ -227,15 +229,21 @@ def model_specs(response: str, df: pd.DataFrame) -> dict[str, str]:
 
 def compare_models(train: pd.DataFrame, test: pd.DataFrame, response: str = "circuit_ld",
                    specs: dict[str, str] | None = None) -> pd.DataFrame:
-    """Per model spec: parameters, in-sample R^2 and held-out R^2 (for ``circuit_wrong``: the
-    logistic fit's held-out AUC as well)."""
+    """Per model spec: estimable parameters, whether the design is rank-deficient (nested
+    factors; predictions then come from the minimum-norm solution), in-sample and held-out R^2
+    (for ``circuit_wrong``: the held-out AUC of the linear score as well)."""
+    from statsmodels.tools.sm_exceptions import SingularMatrixWarning
+
     specs = specs or model_specs(response, train)
     _check_levels(train, test, ["condition", "template"] + _levels_present(train, CATEGORICAL))
     rows = []
     for name, spec in specs.items():
-        fit = fit_ols(train, spec)
-        row = {"model": name, "n_params": int(fit.df_model) + 1, "r2_train": fit.rsquared,
-               "r2_heldout": heldout_r2(fit, test, response)}
+        with warnings.catch_warnings():  # reported in the table instead
+            warnings.simplefilter("ignore", category=SingularMatrixWarning)
+            fit = fit_ols(train, spec)
+        row = {"model": name, "n_params": int(fit.df_model) + 1,
+               "rank_deficient": bool(fit.model.rank < fit.model.exog.shape[1]),
+               "r2_train": fit.rsquared, "r2_heldout": heldout_r2(fit, test, response)}
         if response == "circuit_wrong":
             row["auc_heldout"] = auc(test[response], fit.predict(test))
         rows.append(row)
@@ -245,7 +253,7 @@ def compare_models(train: pd.DataFrame, test: pd.DataFrame, response: str = "cir
 def replication(a: pd.DataFrame, b: pd.DataFrame, names=("train", "heldout")) -> pd.DataFrame:
     """Two coefficient tables side by side; ``verdict``: ``replicates`` (both CIs exclude the null
     on the same side), ``one set only``, ``opposite signs`` or ``no clear effect``. The null is 0,
-    or 1 when the tables hold odds ratios (all estimates positive and named so by ``attrs``)."""
+    or 1 for odds ratios (``coef_table(..., exp=True)``)."""
     null = 1.0 if a.attrs.get("odds_ratio") else 0.0
     x, y = names
     out = a[["estimate", "lo", "hi"]].add_suffix(f"_{x}").join(
