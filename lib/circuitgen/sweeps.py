@@ -15,14 +15,28 @@ this module:
 - :func:`plot_conditions` draws each condition's point and CI for the logit difference and the
   faithfulness, with a reference line at the base condition;
 - :func:`worst_prompts` lists the scored prompts where the circuit's logit difference is lowest.
+
+The notebooks print their key results with the line-builders below, so the four of them say the
+same things the same way (each returns a list of lines; the notebook prints them):
+
+- :func:`flag_lines`: how many prompts were made, scored and flagged, the conditions the generator
+  skipped and the names dropped, the n per condition and the commonest reasons for flags;
+- :func:`clearly_different` / :func:`compare_with_reference`: the rough screen of which conditions'
+  CIs lie wholly below or above the reference condition's estimate;
+- :func:`failure_counts` / :func:`worst_prompt_lines`: how often the circuit and the model prefer S,
+  and the prompts where the circuit does worst;
+- :func:`save_prompt_set`: the generated set written as ``<family>-<model>-seed<SEED>.csv`` (with
+  its ``.meta.json``) under ``data/prompts/`` for the reference run, else under the run's folder.
 """
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pandas as pd
 
-from circuitgen import scorer
+from circuitgen import paths, scorer
 from circuitgen.behaviour import bootstrap_ci
 from circuitgen.circuits import CircuitSpec
 from circuitgen.ioi import PromptSet
@@ -162,5 +176,111 @@ def worst_prompts(scores: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     return ok.nsmallest(k, "circuit_logit_diff")[cols]
 
 
+def _scored(scores: pd.DataFrame) -> pd.DataFrame:
+    return scores[scores.status == "ok"]
+
+
+def flag_lines(scores: pd.DataFrame, prompt_set: PromptSet | None = None, table: pd.DataFrame | None = None,
+               top: int = 5) -> list[str]:
+    """What was scored and what was not: prompts made / scored / flagged; with ``prompt_set``, the
+    conditions its generator skipped and how many names were dropped (not single tokens); the
+    number scored and flagged per condition (from ``table``, else computed); and the ``top``
+    commonest reasons a row was flagged (the last ``:``-separated part of ``status``)."""
+    ok = _scored(scores)
+    lines = [f"prompts: {len(scores)}, scored: {len(ok)}, flagged: {len(scores) - len(ok)}"]
+    if prompt_set is not None:
+        skipped = prompt_set.meta.get("conditions_skipped") or {}
+        lines.append(f"conditions skipped by the generator: {skipped or 'none'}")
+        lines.append("names not single tokens in this tokenizer (not used): "
+                     f"{prompt_set.meta.get('n_names_dropped', 0)}")
+    if table is None:
+        table = pd.DataFrame({"n": ok.groupby("condition", sort=False).size(),
+                              "n_flagged": scores[scores.status != "ok"]
+                              .groupby("condition", sort=False).size()})
+        table = table.reindex(scores.condition.unique()).fillna(0).astype(int)
+        table.index.name = "condition"
+    lines += table[["n", "n_flagged"]].T.to_string().splitlines()
+    flagged = scores[scores.status != "ok"]
+    if len(flagged):
+        reasons = flagged.status.str.split(":").str[-1].str.strip().value_counts().head(top)
+        lines += [f"flagged because {why}: {n}" for why, n in reasons.items()]
+    return lines
+
+
+def clearly_different(table: pd.DataFrame, base: str, stat: str) -> dict[str, list[str]]:
+    """Conditions whose 95% CI for ``stat`` lies wholly below (``"lower"``) or above
+    (``"higher"``) the ``base`` condition's estimate, in table order. A rough screen, not a test
+    corrected for many comparisons; conditions with no estimate are in neither list."""
+    if base not in table.index:
+        raise KeyError(f"reference condition {base!r} is not in the table ({list(table.index)}).")
+    ref = table.loc[base, stat]
+    return {"lower": table.index[table[f"{stat}_hi"] < ref].tolist(),
+            "higher": table.index[table[f"{stat}_lo"] > ref].tolist()}
+
+
+def compare_with_reference(table: pd.DataFrame, base: str,
+                           stats: tuple[str, ...] = ("accuracy", "logit_diff", "faithfulness")) -> list[str]:
+    """One line per statistic naming the conditions clearly lower / higher than ``base`` (see
+    :func:`clearly_different`), then the conditions with the lowest and highest faithfulness and
+    the lowest accuracy."""
+    lines = []
+    for stat in stats:
+        diff = clearly_different(table, base, stat)
+        lines.append(f"{stat} (reference {table.loc[base, stat]:.2f}): clearly lower in "
+                     f"{diff['lower'] or 'none'}; clearly higher in {diff['higher'] or 'none'}")
+    lines.append(f"lowest faithfulness: {table.faithfulness.idxmin()} ({table.faithfulness.min():.2f}); "
+                 f"highest: {table.faithfulness.idxmax()} ({table.faithfulness.max():.2f})")
+    lines.append(f"lowest accuracy: {table.accuracy.idxmin()} ({table.accuracy.min():.2f})")
+    return lines
+
+
+def failure_counts(scores: pd.DataFrame) -> dict[str, int]:
+    """Among scored prompts: ``n``, and how many the circuit alone, the model, and both get wrong
+    (a logit difference IO - S of zero or less)."""
+    ok = _scored(scores)
+    circuit, model = ok.circuit_logit_diff <= 0, ok.logit_diff <= 0
+    return {"n": len(ok), "circuit_wrong": int(circuit.sum()), "model_wrong": int(model.sum()),
+            "both_wrong": int((circuit & model).sum())}
+
+
+def worst_prompt_lines(scores: pd.DataFrame, k: int = 6) -> list[str]:
+    """The :func:`failure_counts` line, then one line per prompt of :func:`worst_prompts` (lowest
+    circuit logit difference first): condition, prompt, names, model and circuit logit difference."""
+    c = failure_counts(scores)
+    lines = [f"circuit wrong: {c['circuit_wrong']} of {c['n']}; model wrong: {c['model_wrong']}; "
+             f"both wrong: {c['both_wrong']}"]
+    for r in worst_prompts(scores, k).itertuples():
+        lines.append(f"[{getattr(r, 'condition', '-')}] {r.prompt!r} -> IO {r.io}, S {r.s}: "
+                     f"model {r.logit_diff:.2f}, circuit {r.circuit_logit_diff:.2f}")
+    return lines
+
+
+def prompt_set_name(family: str, model: str, seed: int) -> str:
+    """``<family>-<model slug>-seed<seed>``, the slug being the model name with ``/`` as ``--``."""
+    return f"{family}-{model.replace('/', '--')}-seed{seed}"
+
+
+def save_prompt_set(prompt_set: PromptSet, model: str, seed: int,
+                    output_dir: str | pathlib.Path | None = None) -> pathlib.Path:
+    """Write ``prompt_set`` (CSV + ``.meta.json``) as :func:`prompt_set_name` of its family under
+    ``<output dir>/prompts/``: ``data/prompts/`` for the reference run (``output_dir`` None),
+    the run's own folder otherwise, so other runs never overwrite the committed sets. Returns the
+    CSV's path."""
+    family = prompt_set.meta.get("family")
+    if not family:
+        raise ValueError("the prompt set's meta has no 'family'; make it with circuitgen.variations.")
+    folder = paths.output_dir(None if output_dir is None else str(output_dir)) / "prompts"
+    return prompt_set.save(folder / prompt_set_name(family, model, seed))
+
+
+def shown_path(path: str | pathlib.Path) -> str:
+    """``path`` relative to the repository when it is inside it (stable across checkouts), else
+    as given."""
+    p = pathlib.Path(path).resolve()
+    return str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(path)
+
+
 __all__ = ["run_sweep", "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
-           "worst_prompts", "main_signature", "STATS"]
+           "worst_prompts", "main_signature", "flag_lines", "clearly_different",
+           "compare_with_reference", "failure_counts", "worst_prompt_lines", "prompt_set_name",
+           "save_prompt_set", "shown_path", "STATS"]
