@@ -26,15 +26,15 @@
 # circuit's first class. Per condition we report accuracy (logit difference > 0), the mean logit
 # differences, faithfulness as a ratio of means (circuit / model) and the mean signature, each
 # with a seeded bootstrap 95% CI over prompts (the ratio with a paired bootstrap). With
-# 12 prompts per condition by default the intervals are wide: they say which differences
-# are clear, not which are small.
+# `N_PER_CONDITION` prompts per condition (a parameter below) the intervals are still wide:
+# they say which differences are clear, not which are small.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m"  # the embedded reference model; "gpt2" needs the Hugging Face hub
 SEED = 0
 DEVICE = "cpu"
 OUTPUT_DIR = None
-N_PER_CONDITION = 12  # prompts per condition (8 conditions)
+N_PER_CONDITION = 20  # prompts per condition (8 conditions)
 CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 
 # %%
@@ -51,12 +51,15 @@ print(f"circuit: {spec_path.name if hasattr(spec_path, 'name') else spec_path}, 
 
 # %% [markdown]
 # ## The adversarial prompts
-# `variations.generate_adversarial` makes 16 prompts per condition with the seed. Prompts the
+# `variations.generate_adversarial` makes `N_PER_CONDITION` prompts per condition from the seed;
+# the set is saved with its seed and generator version (the path is printed below). Prompts the
 # scorer cannot score (a name that is not one token here, a prompt whose names are not where the
 # template says) are kept and counted as flagged, never dropped silently.
 
 # %%
 prompt_set = variations.generate_adversarial(model, n_per_condition=N_PER_CONDITION, seed=SEED)
+saved = sweeps.save_prompt_set(prompt_set, MODEL, SEED, OUTPUT_DIR)
+print("prompt set saved:", sweeps.shown_path(saved))
 notes = {k: v for k, v in variations.condition_notes("adversarial").items() if v}
 for cond, note in notes.items():
     print(f"{cond}: {note}")
@@ -70,13 +73,7 @@ BASE = "base" if "base" in table.index else table.index[0]
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"prompts: {meta['n_prompts']}, scored: {meta['n_scored']}, flagged: {meta['n_flagged']}")
-print("conditions skipped by the generator:", prompt_set.meta["conditions_skipped"] or "none")
-print(f"names not single tokens in this tokenizer (not used): {prompt_set.meta['n_names_dropped']}")
-print(table[["n", "n_flagged"]].T.to_string())
-flagged = scores[scores.status != "ok"]
-if len(flagged):
-    print(flagged.status.str.split(":").str[-1].str.strip().value_counts().head(5).to_string())
+print("\n".join(sweeps.flag_lines(scores, prompt_set, table)))
 
 # %% [markdown]
 # ## Behaviour and circuit, condition by condition
@@ -105,14 +102,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ref = table.loc[BASE]
-for col in ("accuracy", "logit_diff", "faithfulness"):
-    lower = table.index[table[f"{col}_hi"] < ref[col]].tolist()
-    higher = table.index[table[f"{col}_lo"] > ref[col]].tolist()
-    print(f"{col} (reference {ref[col]:.2f}): clearly lower in {lower or 'none'}; clearly higher in {higher or 'none'}")
-print(f"lowest faithfulness: {table.faithfulness.idxmin()} ({table.faithfulness.min():.2f}); "
-      f"highest: {table.faithfulness.idxmax()} ({table.faithfulness.max():.2f})")
-print(f"lowest accuracy: {table.accuracy.idxmin()} ({table.accuracy.min():.2f})")
+print("\n".join(sweeps.compare_with_reference(table, BASE)))
 
 # %% [markdown]
 # ## The prompts where the circuit does worst
@@ -121,31 +111,39 @@ print(f"lowest accuracy: {table.accuracy.idxmin()} ({table.accuracy.min():.2f})"
 
 # %%
 # NBVAL_CHECK_OUTPUT
-worst = sweeps.worst_prompts(scores, 6)
-ok = scores[scores.status == "ok"]
-both = ((ok.logit_diff <= 0) & (ok.circuit_logit_diff <= 0)).sum()
-print(f"circuit wrong: {(ok.circuit_logit_diff <= 0).sum()} of {len(ok)}; model wrong: "
-      f"{(ok.logit_diff <= 0).sum()}; both wrong: {both}")
-for r in worst.itertuples():
-    print(f"[{r.condition}] {r.prompt!r} -> IO {r.io}, S {r.s}: model {r.logit_diff:.2f}, circuit {r.circuit_logit_diff:.2f}")
+print("\n".join(sweeps.worst_prompt_lines(scores, 6)))
 
 # %% [markdown]
 # ## What we found
-# From the reference run above (12 prompts per condition):
+# From the reference run above (20 prompts per condition, 160 prompts, none flagged):
 #
-# - **The model is hard to trip.** It prefers the indirect object on nearly every adversarial
-#   prompt; the clearest dent is S mentioned three times (the lowest accuracy, a wide interval).
-#   Its logit difference is clearly smaller than on the base prompts when the IO is mentioned
-#   twice and when S1 is a possessor.
+# - **The model is hard to trip, but names that are words do it.** It prefers the indirect object
+#   on 152 of the 160 prompts. Names that are also common words are the clearest dent: accuracy
+#   0.80 [0.6, 0.9], the only condition clearly below the base prompts, and the smallest mean
+#   logit difference (2.62). Every adversarial condition has a clearly smaller mean logit
+#   difference than the base prompts (5.07); the smallest after word names are a possessive at S2
+#   (2.66) and the IO mentioned twice (2.86).
 # - **Repeating the IO makes the circuit look more faithful, not less.** With the IO mentioned two
-#   or three times, the ratio of means is clearly above the base condition's, while the name
-#   movers' attention from END to the *first* IO mention falls to less than half. Two readings,
-#   not separated here: attention moves to the later IO mentions (the signature measures the
-#   first), and the model's own logit difference is smaller there, so the same circuit output is a
-#   larger share of it.
-# - **S three times is where the circuit breaks.** It has the lowest faithfulness, with an interval
-#   reaching below zero, and the prompts where the circuit most prefers S include ones the model
-#   gets right by a wide margin. The circuit is wrong on several times as many prompts as the model.
+#   or three times faithfulness is 1.09 [0.9, 1.5] and 0.71 [0.5, 0.9], clearly above the base
+#   condition's 0.25. The circuit's own logit difference is larger there (3.12 and 2.97 against
+#   1.27), with the IO twice even larger than the whole model's (2.86), while the name movers'
+#   attention from END to the *first* IO mention falls to less than half (0.14 and 0.13 against
+#   0.31), which suggests they attend to the later IO mentions (the signature measures the
+#   first). The ratio also rises because the heads outside the circuit add less towards the IO
+#   here than on the base prompts (relative to their ABC means): with the IO twice, mean-ablating
+#   them even raises the logit difference.
+# - **S three times is where the circuit breaks, not the model.** The model is right on all 20
+#   prompts (mean logit difference 4.23), while the circuit alone prefers S on average (circuit
+#   logit difference -0.41 [-1.4, 0.5]); its faithfulness, -0.10 [-0.4, 0.1], is the only one
+#   clearly below the base condition's. The three prompts where the circuit most prefers S
+#   (circuit -5.72 to -3.98) are S-three-times prompts the model gets right by 1.97 to 4.49.
+# - **Possessives split.** A possessor at S1 gives a clearly more faithful circuit (0.48) than the
+#   base prompts; a possessor at S2 a less faithful one (0.13) whose interval reaches below zero
+#   and contains the base estimate.
+# - The circuit alone prefers S on 48 of the 160 prompts, the model on 8 (5 of them the same).
+#   The other three of the six worst prompts are *base* prompts the model gets right by 3.30 to
+#   7.36: the circuit's failures are not confined to adversarial prompts.
 #
-# The heuristic the circuit encodes ("the name that is not repeated") is tested by S-repetition
-# more than by IO-repetition on this model; week 12 relates failures to per-prompt features.
+# On this model, mentioning S a third time breaks the circuit but not the behaviour, repeating the
+# IO shrinks the model's margin but not the circuit's, and names that are common words are what
+# trips the model itself. Week 12 relates the failures to per-prompt features.
