@@ -155,9 +155,15 @@ def test_term_label():
     assert P.term_label("dist_s1_s2") == "dist_s1_s2"
 
 
-def test_score_families_equals_one_sweep_per_family(tiny_gpt2):
+def test_score_families_equals_one_sweep_per_family(tiny_gpt2, tmp_path):
     spec = circuits.parse_circuit(SPEC, source="<test spec>")
-    both = P.score_families(tiny_gpt2, spec, seed=3, n_per_condition=1, families=["domain", "adversarial"])
+    both = P.score_families(tiny_gpt2, spec, seed=3, n_per_condition=1,
+                            families=["domain", "adversarial"], save=True, output_dir=tmp_path)
+    saved = both.attrs["saved"]
+    assert [p.parent for p in saved] == [tmp_path / "prompts"] * 2
+    assert [p.name.split("-")[0] for p in saved] == ["domain", "adversarial"]
+    assert "seed3" in saved[0].name and pd.read_csv(saved[0]).prompt.tolist() == \
+        both[both.family == "domain"].prompt.tolist()
     for fam in ("domain", "adversarial"):
         alone = sweeps.run_sweep(tiny_gpt2, spec, variations.generate_family(fam, tiny_gpt2, 1, seed=3), seed=3)
         part = both[both.family == fam].reset_index(drop=True)

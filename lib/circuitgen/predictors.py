@@ -271,20 +271,25 @@ def replication(a: pd.DataFrame, b: pd.DataFrame, names=("train", "heldout")) ->
 
 
 def score_families(model, spec, seed: int, n_per_condition: int, families=None,
-                   ablation=None, batch_size: int = 16) -> pd.DataFrame:
+                   ablation=None, batch_size: int = 16, save: bool = False,
+                   output_dir: str | None = None) -> pd.DataFrame:
     """Every family in ``families`` (default: all) generated with ``seed`` and scored with
     :func:`circuitgen.sweeps.run_sweep` one family at a time; rows keep ``family`` and
-    ``condition``; ``attrs["prompt_sets"]`` has each family's generator metadata."""
+    ``condition``; ``attrs["prompt_sets"]`` has each family's scoring metadata and, with ``save``,
+    ``attrs["saved"]`` the prompt CSVs written (:func:`circuitgen.sweeps.save_prompt_set`)."""
     from circuitgen import sweeps, variations
 
-    parts, metas = [], {}
+    parts, metas, saved = [], {}, []
     for fam in families or variations.FAMILIES:
         ps = variations.generate_family(fam, model, n_per_condition=n_per_condition, seed=seed)
+        if save:
+            saved.append(sweeps.save_prompt_set(ps, model.circuitgen.model, seed, output_dir))
         parts.append(sweeps.run_sweep(model, spec, ps, seed=seed, ablation=ablation,
                                       batch_size=batch_size))
         metas[fam] = parts[-1].attrs["circuitgen"]
     out = pd.concat(parts, ignore_index=True)
     out.attrs["prompt_sets"] = metas
+    out.attrs["saved"] = saved
     return out
 
 
