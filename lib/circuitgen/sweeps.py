@@ -46,12 +46,14 @@ STATS = ("accuracy", "logit_diff", "circuit_logit_diff", "faithfulness", "signat
 
 
 def run_sweep(model, spec: CircuitSpec, prompt_set: PromptSet | pd.DataFrame, knockouts: bool = False,
-              seed: int = 0, batch_size: int = 16) -> pd.DataFrame:
+              seed: int = 0, batch_size: int = 16, ablation: scorer.Ablation | None = None) -> pd.DataFrame:
     """One row per prompt of ``prompt_set``: its columns (family, condition, features, ...) and the
-    scorer's columns. Unscorable rows stay, with ``status`` saying why and NaN scores."""
+    scorer's columns. Unscorable rows stay, with ``status`` saying why and NaN scores.
+    ``ablation``: the scorer's (default: mean over the set's own ABC prompts, per template)."""
     df = prompt_set.df if isinstance(prompt_set, PromptSet) else prompt_set
-    scores = scorer.score_circuit(model, spec, df, knockouts=knockouts, skip_invalid=True,
-                                  progress=False, seed=seed, batch_size=batch_size)
+    scores = scorer.score_circuit(model, spec, df, ablation=ablation, knockouts=knockouts,
+                                  skip_invalid=True, progress=False, seed=seed,
+                                  batch_size=batch_size)
     meta = dict(scores.attrs.get("circuitgen", {}))
     if isinstance(prompt_set, PromptSet):
         meta["prompt_set"] = {k: prompt_set.meta.get(k) for k in
