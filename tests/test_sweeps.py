@@ -115,51 +115,57 @@ def test_flag_lines_names_skipped_conditions(tiny_gpt2, spec):
     assert "verbs_gave" not in lines[1]
 
 
-def _toy_table():
-    """Three conditions around a reference 'ref' at 1.0: one CI wholly below, one wholly above,
-    one overlapping the reference estimate."""
-    rows = {"ref": (1.0, 0.5, 1.5), "low": (0.2, 0.0, 0.9), "high": (2.0, 1.2, 2.8),
-            "same": (1.3, 0.8, 1.9)}
-    table = pd.DataFrame(index=pd.Index(list(rows), name="condition"))
-    table["n"], table["n_flagged"] = 20, 0
-    for stat, scale in (("accuracy", 0.4), ("logit_diff", 3.0), ("faithfulness", 0.5)):
-        for suffix, i in (("", 0), ("_lo", 1), ("_hi", 2)):
-            table[f"{stat}{suffix}"] = [scale * v[i] for v in rows.values()]
-    return table
+def _toy_scores(shift: dict[str, float], n: int = 30, noise: float = 0.5, seed: int = 0) -> pd.DataFrame:
+    """Scored prompts per condition: logit difference 3 + shift + noise, circuit half of it + noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cond, d in shift.items():
+        ld = 3 + d + rng.normal(0, noise, n)
+        rows += [{"condition": cond, "status": "ok", "logit_diff": v,
+                  "circuit_logit_diff": 0.5 * v + rng.normal(0, 0.1), "sig_movers": 0.3,
+                  "prompt": f"{cond} {i}", "io": "A", "s": "B"} for i, v in enumerate(ld)]
+    return pd.DataFrame(rows)
 
 
-def test_clearly_different_uses_the_ci_against_the_reference_estimate():
-    table = _toy_table()
-    for stat in ("accuracy", "logit_diff", "faithfulness"):
-        assert sweeps.clearly_different(table, "ref", stat) == {"lower": ["low"], "higher": ["high"]}
-    # Against another reference the screen changes: 'same' (CI [0.8, 1.9]) is not above 2.0.
-    assert sweeps.clearly_different(table, "high", "logit_diff") == {"lower": ["ref", "low", "same"],
-                                                                     "higher": []}
+def test_difference_from_reference_estimates_and_screen():
+    scores = _toy_scores({"ref": 0.0, "low": -2.0, "high": 2.0, "same": 0.05})
+    d = sweeps.difference_from_reference(scores, "ref", "logit_diff")
+    assert list(d.index) == ["low", "high", "same"]
+    means = scores.groupby("condition").logit_diff.mean()
+    assert d.loc["low", "difference"] == pytest.approx(means["low"] - means["ref"])
+    assert (d.lo <= d.difference).all() and (d.difference <= d.hi).all()
+    assert d.loc["same", "lo"] < 0 < d.loc["same", "hi"]
+    for stat in ("logit_diff", "accuracy", "circuit_logit_diff"):
+        diff = sweeps.clearly_different(scores, "ref", stat)
+        assert "ref" not in diff["lower"] + diff["higher"]
+    assert sweeps.clearly_different(scores, "ref", "logit_diff") == {"lower": ["low"], "higher": ["high"]}
+    # Faithfulness is about 0.5 everywhere: no condition differs.
+    assert sweeps.clearly_different(scores, "ref", "faithfulness") == {"lower": [], "higher": []}
     with pytest.raises(KeyError, match="nope"):
-        sweeps.clearly_different(table, "nope", "accuracy")
+        sweeps.clearly_different(scores, "nope", "accuracy")
 
 
-def test_compare_with_reference_lines():
-    lines = sweeps.compare_with_reference(_toy_table(), "ref")
-    assert lines[:3] == [
-        "accuracy (reference 0.40): clearly lower in ['low']; clearly higher in ['high']",
-        "logit_diff (reference 3.00): clearly lower in ['low']; clearly higher in ['high']",
-        "faithfulness (reference 0.50): clearly lower in ['low']; clearly higher in ['high']",
-    ]
-    assert lines[3] == "lowest faithfulness: low (0.10); highest: high (1.00)"
-    assert lines[4] == "lowest accuracy: low (0.08)"
-
-
-def test_compare_with_reference_on_a_real_sweep(scores):
+def test_the_reference_uncertainty_counts():
+    """A noisy reference of 5 prompts: the old screen (condition CI vs the reference's point
+    estimate) would call a condition different that the difference CI does not."""
+    precise = _toy_scores({"cond": 0.6}, n=200, noise=0.5, seed=1)
+    noisy_ref = _toy_scores({"ref": 0.0}, n=5, noise=1.5, seed=2)
+    scores = pd.concat([noisy_ref, precise], ignore_index=True)
     table = sweeps.by_condition(scores, seed=0)
-    lines = sweeps.compare_with_reference(table, "everyday")
+    old_screen = table.loc["cond", "logit_diff_lo"] > table.loc["ref", "logit_diff"]
+    d = sweeps.difference_from_reference(scores, "ref", "logit_diff")
+    assert old_screen and d.loc["cond", "lo"] < 0
+
+
+def test_compare_with_reference_lines(scores):
+    table = sweeps.by_condition(scores, seed=0)
+    lines = sweeps.compare_with_reference(scores, table, "everyday")
     for stat, line in zip(("accuracy", "logit_diff", "faithfulness"), lines):
-        diff = sweeps.clearly_different(table, "everyday", stat)
-        ref = table.loc["everyday", stat]
-        assert all(table.loc[c, f"{stat}_hi"] < ref for c in diff["lower"])
-        assert all(table.loc[c, f"{stat}_lo"] > ref for c in diff["higher"])
-        assert "everyday" not in diff["lower"] + diff["higher"]
-        assert line.startswith(f"{stat} (reference {ref:.2f})")
+        diff = sweeps.clearly_different(scores, "everyday", stat)
+        assert line == (f"{stat} (reference {table.loc['everyday', stat]:.2f}): clearly lower in "
+                        f"{diff['lower'] or 'none'}; clearly higher in {diff['higher'] or 'none'}")
+    assert lines[3].startswith(f"lowest faithfulness: {table.faithfulness.idxmin()}")
+    assert lines[4] == f"lowest accuracy: {table.accuracy.idxmin()} ({table.accuracy.min():.2f})"
 
 
 def test_failure_counts_and_worst_prompt_lines(scores):

@@ -21,8 +21,9 @@ same things the same way (each returns a list of lines; the notebook prints them
 
 - :func:`flag_lines`: how many prompts were made, scored and flagged, the conditions the generator
   skipped and the names dropped, the n per condition and the commonest reasons for flags;
-- :func:`clearly_different` / :func:`compare_with_reference`: the rough screen of which conditions'
-  CIs lie wholly below or above the reference condition's estimate;
+- :func:`difference_from_reference` / :func:`clearly_different` / :func:`compare_with_reference`:
+  each condition's difference from the reference condition with a bootstrap CI that resamples
+  both, and the conditions whose difference CI excludes zero;
 - :func:`failure_counts` / :func:`worst_prompt_lines`: how often the circuit and the model prefer S,
   and the prompts where the circuit does worst;
 - :func:`save_prompt_set`: the generated set written as ``<family>-<model>-seed<SEED>.csv`` (with
@@ -209,25 +210,73 @@ def flag_lines(scores: pd.DataFrame, prompt_set: PromptSet | None = None, table:
     return lines
 
 
-def clearly_different(table: pd.DataFrame, base: str, stat: str) -> dict[str, list[str]]:
-    """Conditions whose 95% CI for ``stat`` lies wholly below (``"lower"``) or above
-    (``"higher"``) the ``base`` condition's estimate, in table order. A rough screen, not a test
-    corrected for many comparisons; conditions with no estimate are in neither list."""
-    if base not in table.index:
-        raise KeyError(f"reference condition {base!r} is not in the table ({list(table.index)}).")
-    ref = table.loc[base, stat]
-    return {"lower": table.index[table[f"{stat}_hi"] < ref].tolist(),
-            "higher": table.index[table[f"{stat}_lo"] > ref].tolist()}
+def _stat_values(ok: pd.DataFrame, stat: str, sig: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-prompt values of ``stat`` (numerator and denominator for the ratio ``faithfulness``)."""
+    if stat == "faithfulness":
+        return ok.circuit_logit_diff.to_numpy(float), ok.logit_diff.to_numpy(float)
+    if stat == "accuracy":
+        return (ok.logit_diff > 0).to_numpy(float), None
+    if stat == "signature":
+        if sig is None:
+            raise KeyError("these scores have no signature column.")
+        return ok[sig].to_numpy(float), None
+    if stat in ("logit_diff", "circuit_logit_diff"):
+        return ok[stat].to_numpy(float), None
+    raise KeyError(f"unknown statistic {stat!r}; choose one of {list(STATS)}.")
 
 
-def compare_with_reference(table: pd.DataFrame, base: str,
-                           stats: tuple[str, ...] = ("accuracy", "logit_diff", "faithfulness")) -> list[str]:
+def _boot(x: np.ndarray, y: np.ndarray | None, rng, n_resamples: int) -> tuple[float, np.ndarray]:
+    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
+    if y is None:
+        return float(x.mean()), x[idx].mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(x.mean() / y.mean()), x[idx].mean(1) / y[idx].mean(1)
+
+
+def difference_from_reference(scores: pd.DataFrame, base: str, stat: str, by: str = "condition",
+                              seed: int = 0, confidence: float = 0.95,
+                              n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+    """Per condition other than ``base``: ``stat`` (one of :data:`STATS`) of the condition minus
+    that of ``base``, with a percentile-bootstrap CI that resamples the condition's prompts and the
+    reference's prompts independently (the ratio of means in pairs within each), seeded. Unlike
+    comparing one condition's CI with the reference's point estimate, the reference's own
+    uncertainty counts."""
+    ok = _scored(scores)
+    if base not in set(ok[by]):
+        raise KeyError(f"reference condition {base!r} has no scored prompts "
+                       f"(conditions: {list(dict.fromkeys(scores[by]))}).")
+    sig = main_signature(scores)
+    rng = np.random.default_rng(seed)
+    ref_est, ref_boot = _boot(*_stat_values(ok[ok[by] == base], stat, sig), rng, n_resamples)
+    alpha = (1 - confidence) / 2
+    rows = []
+    for key, g in ok.groupby(by, sort=False):
+        if key == base:
+            continue
+        est, boot = _boot(*_stat_values(g, stat, sig), rng, n_resamples)
+        lo, hi = np.nanquantile(boot - ref_boot, [alpha, 1 - alpha]) if len(g) > 1 else (np.nan, np.nan)
+        rows.append({by: key, "difference": est - ref_est, "lo": float(lo), "hi": float(hi)})
+    return pd.DataFrame(rows, columns=[by, "difference", "lo", "hi"]).set_index(by)
+
+
+def clearly_different(scores: pd.DataFrame, base: str, stat: str, seed: int = 0,
+                      by: str = "condition") -> dict[str, list[str]]:
+    """Conditions whose difference from ``base`` in ``stat`` has a 95% CI wholly below zero
+    (``"lower"``) or above it (``"higher"``), from :func:`difference_from_reference`, in order of
+    appearance. A screen at 95% per comparison, not corrected for the number of conditions."""
+    d = difference_from_reference(scores, base, stat, by=by, seed=seed)
+    return {"lower": d.index[d.hi < 0].tolist(), "higher": d.index[d.lo > 0].tolist()}
+
+
+def compare_with_reference(scores: pd.DataFrame, table: pd.DataFrame, base: str,
+                           stats: tuple[str, ...] = ("accuracy", "logit_diff", "faithfulness"),
+                           seed: int = 0) -> list[str]:
     """One line per statistic naming the conditions clearly lower / higher than ``base`` (see
     :func:`clearly_different`), then the conditions with the lowest and highest faithfulness and
-    the lowest accuracy."""
+    the lowest accuracy (from ``table``, :func:`by_condition`'s output)."""
     lines = []
     for stat in stats:
-        diff = clearly_different(table, base, stat)
+        diff = clearly_different(scores, base, stat, seed=seed, by=table.index.name or "condition")
         lines.append(f"{stat} (reference {table.loc[base, stat]:.2f}): clearly lower in "
                      f"{diff['lower'] or 'none'}; clearly higher in {diff['higher'] or 'none'}")
     lines.append(f"lowest faithfulness: {table.faithfulness.idxmin()} ({table.faithfulness.min():.2f}); "
@@ -283,6 +332,6 @@ def shown_path(path: str | pathlib.Path) -> str:
 
 
 __all__ = ["run_sweep", "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
-           "worst_prompts", "main_signature", "flag_lines", "clearly_different",
+           "worst_prompts", "main_signature", "flag_lines", "difference_from_reference", "clearly_different",
            "compare_with_reference", "failure_counts", "worst_prompt_lines", "prompt_set_name",
            "save_prompt_set", "shown_path", "STATS"]
