@@ -317,6 +317,7 @@ if OUTPUT_DIR is not None:
 #   times faster than the exact sweep); it overestimates the strongest head (1.33 vs 1.14). It
 #   equals TransformerLens's `attribution_patch`.
 # - **The fast sweep is exact.** Tiling the corrupted batch, one patch per replica, reproduces
-#   TransformerLens's per-head loop bit for bit. On this CPU it is only about 1.4x faster per head:
+#   TransformerLens's per-head loop bit for bit. On this CPU it is only about 1.8x faster per head
+#   (as timed above; 1.4x in an earlier run on a shared machine):
 #   with 8 prompts a forward pass is mostly arithmetic, and tiling saves only the per-pass
 #   overhead (the saving is far larger on small models and small batches).

@@ -37,13 +37,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from circuitgen import circuits, evaluation, ioi, paths, runtime, scorer
+from circuitgen import circuits, evaluation, ioi, runtime, scorer
 
 model = runtime.start(MODEL, SEED, DEVICE)
-spec_path = CIRCUIT or (paths.CIRCUITS_DIR if OUTPUT_DIR is None else paths.output_dir(OUTPUT_DIR)) / f"{MODEL.replace('/', '--')}-ioi.yaml"
-spec = circuits.load_circuit(spec_path)
-print(f"circuit: {spec_path.name if hasattr(spec_path, 'name') else spec_path}, "
-      f"{len(spec.heads())} heads in {len(spec.classes)} classes: {', '.join(spec.classes)}")
+spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
 
 # %% [markdown]
 # ## Scoring the canonical distribution

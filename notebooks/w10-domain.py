@@ -40,13 +40,10 @@ CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from circuitgen import circuits, paths, runtime, sweeps, variations
+from circuitgen import circuits, runtime, sweeps, variations
 
 model = runtime.start(MODEL, SEED, DEVICE)
-spec_path = CIRCUIT or (paths.CIRCUITS_DIR if OUTPUT_DIR is None else paths.output_dir(OUTPUT_DIR)) / f"{MODEL.replace('/', '--')}-ioi.yaml"
-spec = circuits.load_circuit(spec_path)
-print(f"circuit: {spec_path.name if hasattr(spec_path, 'name') else spec_path}, "
-      f"{len(spec.heads())} heads in {len(spec.classes)} classes: {', '.join(spec.classes)}")
+spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
 
 # %% [markdown]
 # ## The domain prompts
@@ -93,15 +90,16 @@ plt.show()
 
 # %% [markdown]
 # ## How the conditions compare with the reference
-# A condition is called clearly different when its CI does not contain the reference condition's
-# estimate (a rough screen at these sample sizes, not a test corrected for many comparisons).
-# An accuracy interval collapses to a point when every prompt of a condition is right (the
-# bootstrap of constant data), so "clearly higher" accuracy at 1.00 only says all its prompts
-# were right; read it with the condition's n.
+# A condition is called clearly different when the 95% bootstrap CI of its *difference* from the
+# reference condition excludes zero (`sweeps.difference_from_reference`: the condition's prompts
+# and the reference's are resampled independently, so the reference's own uncertainty counts).
+# It is a screen at 95% per comparison, not corrected for the number of conditions: among a dozen
+# conditions that do not differ, one may be flagged by chance. Week 12 checks which differences
+# replicate on a fresh draw of prompts.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("\n".join(sweeps.compare_with_reference(table, BASE)))
+print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
 
 # %% [markdown]
 # ## The prompts where the circuit does worst

@@ -41,13 +41,10 @@ CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from circuitgen import circuits, paths, runtime, sweeps, variations
+from circuitgen import circuits, runtime, sweeps, variations
 
 model = runtime.start(MODEL, SEED, DEVICE)
-spec_path = CIRCUIT or (paths.CIRCUITS_DIR if OUTPUT_DIR is None else paths.output_dir(OUTPUT_DIR)) / f"{MODEL.replace('/', '--')}-ioi.yaml"
-spec = circuits.load_circuit(spec_path)
-print(f"circuit: {spec_path.name if hasattr(spec_path, 'name') else spec_path}, "
-      f"{len(spec.heads())} heads in {len(spec.classes)} classes: {', '.join(spec.classes)}")
+spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
 
 # %% [markdown]
 # ## The adversarial prompts
@@ -94,15 +91,16 @@ plt.show()
 
 # %% [markdown]
 # ## How the conditions compare with the reference
-# A condition is called clearly different when its CI does not contain the reference condition's
-# estimate (a rough screen at these sample sizes, not a test corrected for many comparisons).
-# An accuracy interval collapses to a point when every prompt of a condition is right (the
-# bootstrap of constant data), so "clearly higher" accuracy at 1.00 only says all its prompts
-# were right; read it with the condition's n.
+# A condition is called clearly different when the 95% bootstrap CI of its *difference* from the
+# reference condition excludes zero (`sweeps.difference_from_reference`: the condition's prompts
+# and the reference's are resampled independently, so the reference's own uncertainty counts).
+# It is a screen at 95% per comparison, not corrected for the number of conditions: among a dozen
+# conditions that do not differ, one may be flagged by chance. Week 12 checks which differences
+# replicate on a fresh draw of prompts.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("\n".join(sweeps.compare_with_reference(table, BASE)))
+print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
 
 # %% [markdown]
 # ## The prompts where the circuit does worst
@@ -120,9 +118,9 @@ print("\n".join(sweeps.worst_prompt_lines(scores, 6)))
 # - **The model is hard to trip, but names that are words do it.** It prefers the indirect object
 #   on 152 of the 160 prompts. Names that are also common words are the clearest dent: accuracy
 #   0.80 [0.6, 0.9], the only condition clearly below the base prompts, and the smallest mean
-#   logit difference (2.62). Every adversarial condition has a clearly smaller mean logit
-#   difference than the base prompts (5.07); the smallest after word names are a possessive at S2
-#   (2.66) and the IO mentioned twice (2.86).
+#   logit difference (2.62). Every adversarial condition has a smaller mean logit difference than
+#   the base prompts (5.07); clearly smaller are word names, a possessive at S2 (2.66) and the IO
+#   mentioned twice (2.86).
 # - **Repeating the IO makes the circuit look more faithful, not less.** With the IO mentioned two
 #   or three times faithfulness is 1.09 [0.9, 1.5] and 0.71 [0.5, 0.9], clearly above the base
 #   condition's 0.25. The circuit's own logit difference is larger there (3.12 and 2.97 against
@@ -134,16 +132,17 @@ print("\n".join(sweeps.worst_prompt_lines(scores, 6)))
 #   them even raises the logit difference.
 # - **S three times is where the circuit breaks, not the model.** The model is right on all 20
 #   prompts (mean logit difference 4.23), while the circuit alone prefers S on average (circuit
-#   logit difference -0.41 [-1.4, 0.5]); its faithfulness, -0.10 [-0.4, 0.1], is the only one
-#   clearly below the base condition's. The three prompts where the circuit most prefers S
+#   logit difference -0.41 [-1.4, 0.5]); its faithfulness, -0.10 [-0.4, 0.1], is the lowest of
+#   all, though at 20 prompts its difference from the base condition's 0.25 [-0.0, 0.5] is not
+#   clear at 95%. The three prompts where the circuit most prefers S
 #   (circuit -5.72 to -3.98) are S-three-times prompts the model gets right by 1.97 to 4.49.
-# - **Possessives split.** A possessor at S1 gives a clearly more faithful circuit (0.48) than the
-#   base prompts; a possessor at S2 a less faithful one (0.13) whose interval reaches below zero
-#   and contains the base estimate.
+# - **Possessives point both ways, not clearly.** A possessor at S1 gives a more faithful circuit
+#   (0.48), a possessor at S2 a less faithful one (0.13) whose interval reaches below zero; neither
+#   differs clearly from the base prompts.
 # - The circuit alone prefers S on 48 of the 160 prompts, the model on 8 (5 of them the same).
 #   The other three of the six worst prompts are *base* prompts the model gets right by 3.30 to
 #   7.36: the circuit's failures are not confined to adversarial prompts.
 #
-# On this model, mentioning S a third time breaks the circuit but not the behaviour, repeating the
+# On this model, mentioning S a third time weakens the circuit most but not the behaviour, repeating the
 # IO shrinks the model's margin but not the circuit's, and names that are common words are what
 # trips the model itself. Week 12 relates the failures to per-prompt features.

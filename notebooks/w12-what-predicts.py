@@ -44,13 +44,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from circuitgen import circuits, paths, predictors as P, runtime, scorer
+from circuitgen import circuits, predictors as P, runtime, scorer, sweeps
 
 model = runtime.start(MODEL, SEED, DEVICE)
-spec_path = CIRCUIT or (paths.CIRCUITS_DIR if OUTPUT_DIR is None else paths.output_dir(OUTPUT_DIR)) / f"{MODEL.replace('/', '--')}-ioi.yaml"
-spec = circuits.load_circuit(spec_path)
-print(f"circuit: {spec_path.name if hasattr(spec_path, 'name') else spec_path}, "
-      f"{len(spec.heads())} heads in {len(spec.classes)} classes: {', '.join(spec.classes)}")
+spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
 
 # %% [markdown]
 # ## The prompts and their scores
@@ -58,11 +55,13 @@ print(f"circuit: {spec_path.name if hasattr(spec_path, 'name') else spec_path}, 
 # family's own ABC prompts, per template and role position; the same numbers as weeks 8-11), the
 # held-out prompts with the same ablation, and the training prompts again with **resample**
 # ablation (each prompt's heads outside the circuit take their values from that prompt's own ABC
-# counterpart). Unscorable prompts are counted, never dropped silently.
+# counterpart). Unscorable prompts are counted, never dropped silently. The held-out prompt sets
+# are written to `data/prompts/` (weeks 8-11 wrote the training sets there).
 
 # %%
 train_scores = P.score_families(model, spec, SEED, N_PER_CONDITION)
-heldout_scores = P.score_families(model, spec, HELDOUT_SEED, N_PER_CONDITION)
+heldout_scores = P.score_families(model, spec, HELDOUT_SEED, N_PER_CONDITION, save=True,
+                                  output_dir=OUTPUT_DIR)
 resample_scores = P.score_families(model, spec, SEED, N_PER_CONDITION,
                                    ablation=scorer.Ablation("resample"))
 train, heldout = P.feature_table(train_scores), P.feature_table(heldout_scores)
@@ -74,6 +73,7 @@ for name, sc, ft in (("training", train_scores, train), ("held-out", heldout_sco
           f"{ft.condition.nunique()} conditions; model right on {(ft.model_ld > 0).mean():.2f}, "
           f"circuit right on {(ft.circuit_ld > 0).mean():.2f}")
 print(f"same prompts in the resample scoring: {(resample_scores.prompt == train_scores.prompt).all()}")
+print("held-out prompt sets written:", ", ".join(sweeps.shown_path(p) for p in heldout_scores.attrs["saved"]))
 
 # %% [markdown]
 # ## The features
