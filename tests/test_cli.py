@@ -366,6 +366,8 @@ def test_bench_end_to_end(tmp_path):
     assert pa["n_heads"] == 8 and -1 <= pa["attribution_pearson_r"] <= 1
     assert mem["n_prompts"] == mem["n_scored"] == 16
     assert 0 < mem["rss_before_scoring_bytes"] <= mem["peak_rss_bytes"] < 8 * 1024 ** 3
+    # The whole-process peak covers the model load as well as the scoring.
+    assert mem["peak_rss_bytes"] >= max(mem["peak_rss_at_load_bytes"], mem["peak_rss_while_scoring_bytes"])
     assert {r["label"] for r in res["rows"]} >= {
         "all-heads patching: largest |fast - TransformerLens|"}
 

@@ -285,7 +285,9 @@ def _memory_child(cfg: dict) -> dict:
     scores = scorer.score_circuit(model, spec, df, batch_size=cfg["batch_size"], progress=True)
     seconds = time.perf_counter() - start
     peak_scoring = _peak_since_reset() if reset else None
-    peak_total = _ru_maxrss()
+    # Resetting the peak (clear_refs) also resets what getrusage reports afterwards, so the
+    # whole-process peak is the larger of the two readings (the load's de-quantization can win).
+    peak_total = max(peak_load, _ru_maxrss())
     return {
         "n_prompts": int(len(scores)), "n_scored": int((scores.status == "ok").sum()),
         "batch_size": cfg["batch_size"], "n_classes": len(spec.classes), "seconds": seconds,
