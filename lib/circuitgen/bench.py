@@ -286,7 +286,7 @@ def _memory_child(cfg: dict) -> dict:
     seconds = time.perf_counter() - start
     peak_scoring = _peak_since_reset() if reset else None
     # Resetting the peak (clear_refs) also resets what getrusage reports afterwards, so the
-    # whole-process peak is the larger of the two readings (the load's de-quantization can win).
+    # whole-process peak is the larger of the two readings (the model load can be the peak).
     peak_total = max(peak_load, _ru_maxrss())
     return {
         "n_prompts": int(len(scores)), "n_scored": int((scores.status == "ok").sum()),
