@@ -253,6 +253,8 @@ print(f"R^2: mean {fit_train.rsquared:.2f}, resample {fit_resample.rsquared:.2f}
 #   differences correlate only at r = 0.67, the 43 conditions' faithfulness ranks at ρ = 0.69, and
 #   21% of prompts change their "circuit wrong" label. The largest structural effect under mean
 #   ablation, ABBA order (+1.23 nats), shrinks to +0.24 with a CI that includes zero under resample:
-#   an artefact of averaging the name positions over ABC prompts, not a property of the circuit.
+#   the effect belongs to the measurement (mean ablation replaces the heads outside the circuit by
+#   averages over ABC prompts, in which the names' order carries no meaning), not to the circuit
+#   alone. Which part of the mean ablation produces it is not tested here.
 #   The model's confidence, IO mentions, IO position, prompt length and the name ranks hold under
 #   both.
