@@ -254,7 +254,7 @@ print(f"R^2: mean {fit_train.rsquared:.2f}, resample {fit_resample.rsquared:.2f}
 #   21% of prompts change their "circuit wrong" label. The largest structural effect under mean
 #   ablation, ABBA order (+1.23 nats), shrinks to +0.24 with a CI that includes zero under resample:
 #   the effect belongs to the measurement (mean ablation replaces the heads outside the circuit by
-#   averages over ABC prompts, in which the names' order carries no meaning), not to the circuit
-#   alone. Which part of the mean ablation produces it is not tested here.
+#   per-template averages over the ABC prompts of both orders), not to the circuit alone. Which
+#   part of the mean ablation produces it is not tested here.
 #   The model's confidence, IO mentions, IO position, prompt length and the name ranks hold under
 #   both.
