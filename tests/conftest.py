@@ -28,3 +28,20 @@ def tiny_gpt2():
 @pytest.fixture(scope="session")
 def tiny_llama():
     return load_model("tiny-llama", seed=0)
+
+
+TINY_SPEC = """
+model: tiny
+task: ioi
+classes:
+  movers: {heads: ["1.0", "1.3"], positions: [END], signature: {from: END, to: IO}}
+  inhibit: {heads: ["0.2"], positions: [S2, END], signature: {from: END, to: S2}}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_spec():
+    """A two-class circuit on the 2-layer tiny models, for the sweep and predictor tests."""
+    from circuitgen import circuits
+
+    return circuits.parse_circuit(TINY_SPEC, source="<test spec>")

@@ -6,20 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitgen import circuits, predictors as P, scorer, sweeps, variations
-
-SPEC = """
-model: tiny
-task: ioi
-classes:
-  movers: {heads: ["1.0", "1.3"], positions: [END], signature: {from: END, to: IO}}
-  inhibit: {heads: ["0.2"], positions: [S2, END], signature: {from: END, to: S2}}
-"""
-
+from circuitgen import predictors as P, scorer, sweeps, variations
 
 @pytest.fixture(scope="module")
-def tiny_scores(tiny_gpt2):
-    spec = circuits.parse_circuit(SPEC, source="<test spec>")
+def tiny_scores(tiny_gpt2, tiny_spec):
+    spec = tiny_spec
     parts = [variations.generate_adversarial(tiny_gpt2, n_per_condition=3, seed=0,
                                              conditions=["base", "distractor", "double_io"]),
              variations.generate_lexical(tiny_gpt2, n_per_condition=3, seed=0,
@@ -155,8 +146,8 @@ def test_term_label():
     assert P.term_label("dist_s1_s2") == "dist_s1_s2"
 
 
-def test_score_families_equals_one_sweep_per_family(tiny_gpt2, tmp_path):
-    spec = circuits.parse_circuit(SPEC, source="<test spec>")
+def test_score_families_equals_one_sweep_per_family(tiny_gpt2, tiny_spec, tmp_path):
+    spec = tiny_spec
     both = P.score_families(tiny_gpt2, spec, seed=3, n_per_condition=1,
                             families=["domain", "adversarial"], save=True, output_dir=tmp_path)
     saved = both.attrs["saved"]
@@ -172,8 +163,8 @@ def test_score_families_equals_one_sweep_per_family(tiny_gpt2, tmp_path):
     assert set(both.attrs["prompt_sets"]) == {"domain", "adversarial"}
 
 
-def test_ablation_agreement(tiny_gpt2, tiny_scores):
-    spec = circuits.parse_circuit(SPEC, source="<test spec>")
+def test_ablation_agreement(tiny_gpt2, tiny_spec, tiny_scores):
+    spec = tiny_spec
     table, summary = P.ablation_agreement(tiny_scores, tiny_scores)
     assert summary["pearson_r_circuit_ld"] == pytest.approx(1.0)
     assert summary["wrong_label_agreement"] == 1.0

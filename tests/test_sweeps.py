@@ -10,20 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitgen import circuits, ioi, paths, sweeps, variations
-
-SPEC = """
-model: tiny
-task: ioi
-classes:
-  movers: {heads: ["1.0", "1.3"], positions: [END], signature: {from: END, to: IO}}
-  inhibit: {heads: ["0.2"], positions: [S2, END], signature: {from: END, to: S2}}
-"""
-
+from circuitgen import ioi, paths, sweeps, variations
 
 @pytest.fixture(scope="module")
-def spec():
-    return circuits.parse_circuit(SPEC, source="<test spec>")
+def spec(tiny_spec):
+    return tiny_spec
 
 
 @pytest.fixture(scope="module")

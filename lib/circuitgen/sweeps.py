@@ -107,16 +107,11 @@ def by_condition(scores: pd.DataFrame, seed: int = 0, by: str = "condition") -> 
     for key, g in scores.groupby(by, sort=False):
         ok = g[g.status == "ok"]
         row = {by: key, "n": len(ok), "n_flagged": int((g.status != "ok").sum())}
-        if len(ok):
-            cols = {"accuracy": (ok.logit_diff > 0).astype(float), "logit_diff": ok.logit_diff,
-                    "circuit_logit_diff": ok.circuit_logit_diff}
-            if sig:
-                cols["signature"] = ok[sig]
-            for name, vals in cols.items():
-                m, lo, hi = bootstrap_ci(vals, n_resamples=N_RESAMPLES, seed=seed)
-                row |= {name: m, f"{name}_lo": lo, f"{name}_hi": hi}
-            m, lo, hi = ratio_of_means_ci(ok.circuit_logit_diff, ok.logit_diff, seed=seed)
-            row |= {"faithfulness": m, "faithfulness_lo": lo, "faithfulness_hi": hi}
+        for name in (s for s in STATS if len(ok) and (sig or s != "signature")):
+            x, y = _stat_values(ok, name, sig)
+            m, lo, hi = (ratio_of_means_ci(x, y, seed=seed) if y is not None
+                         else bootstrap_ci(x, n_resamples=N_RESAMPLES, seed=seed))
+            row |= {name: m, f"{name}_lo": lo, f"{name}_hi": hi}
         rows.append(row)
     cols = [by, "n", "n_flagged"] + [f"{s}{suf}" for s in STATS for suf in ("", "_lo", "_hi")]
     out = pd.DataFrame(rows).reindex(columns=cols).set_index(by)
