@@ -199,6 +199,32 @@ def test_bootstrap_ci():
     assert summary.loc["A", "logit_diff"] == pytest.approx(4.0)
 
 
+def test_summarise_accuracy_intervals_are_exact():
+    """5/5 correct: the exact interval [0.025^(1/5), 1], not a bootstrap's zero-width [1, 1]."""
+    from scipy.stats import binomtest
+
+    df = pd.DataFrame({"correct": [True] * 5 + [True, False, True, True, False],
+                       "top1_io": [True, False] * 5, "logit_diff": np.linspace(-1, 3, 10),
+                       "order": ["A"] * 5 + ["B"] * 5, "template": list("xxyyzxyzzx")})
+    summary = bh.summarise(df, by="order")
+    assert summary.loc["A", ["accuracy", "accuracy_lo", "accuracy_hi"]].tolist() == pytest.approx(
+        [1.0, 0.025 ** (1 / 5), 1.0])
+    for group, g in df.groupby("order"):
+        for col, name in (("correct", "accuracy"), ("top1_io", "top1")):
+            ci = binomtest(int(g[col].sum()), len(g)).proportion_ci(method="exact")
+            assert (summary.loc[group, f"{name}_lo"], summary.loc[group, f"{name}_hi"]) == pytest.approx(
+                (ci.low, ci.high)), (group, name)
+    overall = bh.summarise(df).iloc[0]
+    assert overall.logit_diff_lo < overall.logit_diff < overall.logit_diff_hi
+    # Clustered by template: the template means are resampled, not the prompts.
+    by_template = bh.summarise(df, cluster="template").iloc[0]
+    assert by_template.logit_diff == pytest.approx(overall.logit_diff)
+    from circuitgen import stats
+
+    expected = stats.cluster_bootstrap_ci(df.logit_diff, df.template, seed=0)
+    assert by_template[["logit_diff", "logit_diff_lo", "logit_diff_hi"]].tolist() == pytest.approx(expected)
+
+
 def test_end_attention_batched_equals_single(tiny_llama):
     model = tiny_llama
     df = mixed_prompts(model)

@@ -1,4 +1,5 @@
-"""Sweeps: per-prompt scoring of a variation family and per-condition bootstrap summaries."""
+"""Sweeps: per-prompt scoring of a variation family, per-condition intervals, contrasts with the
+reference condition (FDR-adjusted) and their replication across seeds."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitgen import ioi, paths, sweeps, variations
+from statsmodels.stats.multitest import multipletests
+
+from circuitgen import ioi, paths, stats, sweeps, variations
 
 @pytest.fixture(scope="module")
 def spec(tiny_spec):
@@ -152,11 +155,18 @@ def test_compare_with_reference_lines(scores):
     table = sweeps.by_condition(scores, seed=0)
     lines = sweeps.compare_with_reference(scores, table, "everyday")
     for stat, line in zip(("accuracy", "logit_diff", "faithfulness"), lines):
+        d = sweeps.difference_from_reference(scores, "everyday", stat)
         diff = sweeps.clearly_different(scores, "everyday", stat)
+
+        def named(names):
+            return ", ".join(f"{n} (q={d.loc[n, 'q']:.2g})" for n in names) or "none"
+
         assert line == (f"{stat} (reference {table.loc['everyday', stat]:.2f}): clearly lower in "
-                        f"{diff['lower'] or 'none'}; clearly higher in {diff['higher'] or 'none'}")
-    assert lines[3].startswith(f"lowest faithfulness: {table.faithfulness.idxmin()}")
-    assert lines[4] == f"lowest accuracy: {table.accuracy.idxmin()} ({table.accuracy.min():.2f})"
+                        f"{named(diff['lower'])}; clearly higher in {named(diff['higher'])}")
+    assert lines[3].startswith("clearly = Benjamini-Hochberg q < 0.05 over the 2 contrasts with everyday")
+    assert "bootstrap by template" in lines[3]
+    assert lines[4].startswith(f"lowest faithfulness: {table.faithfulness.idxmin()}")
+    assert lines[5] == f"lowest accuracy: {table.accuracy.idxmin()} ({table.accuracy.min():.2f})"
 
 
 def test_failure_counts_and_worst_prompt_lines(scores):
@@ -189,3 +199,130 @@ def test_save_prompt_set_paths(prompt_set, tmp_path):
     assert sweeps.shown_path(paths.PROMPTS_DIR / "x.csv") == "data/prompts/x.csv"
     with pytest.raises(ValueError, match="family"):
         sweeps.save_prompt_set(ioi.PromptSet(df=prompt_set.df, meta={}), "m", 0, tmp_path)
+
+
+def _clustered_scores(shift: dict[str, float], n_templates: int = 4, per_template: int = 10,
+                      between: float = 1.0, within: float = 0.3, seed: int = 0,
+                      offsets: list[float] | None = None) -> pd.DataFrame:
+    """Scored prompts whose logit difference shares a per-template offset (as prompts of one
+    template share their ablation means and wording); templates are per condition. The offsets
+    are drawn with sd ``between``, or are ``offsets`` (one per template) in every condition."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cond, d in shift.items():
+        for t in range(n_templates):
+            offset = rng.normal(0, between) if offsets is None else offsets[t]
+            for i in range(per_template):
+                ld = 3 + d + offset + rng.normal(0, within)
+                rows.append({"condition": cond, "template": f"{cond}:{t}", "status": "ok",
+                             "logit_diff": ld, "circuit_logit_diff": 0.5 * ld + rng.normal(0, 0.1),
+                             "sig_movers": 0.3 + 0.1 * offset, "prompt": f"{cond} {t} {i}",
+                             "io": "A", "s": "B"})
+    return pd.DataFrame(rows)
+
+
+def _accuracy_scores(correct: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Scored prompts with ``k`` of ``n`` correct per condition (logit difference +1 or -1)."""
+    rows = []
+    for cond, (k, n) in correct.items():
+        rows += [{"condition": cond, "status": "ok", "logit_diff": 1.0 if i < k else -1.0,
+                  "circuit_logit_diff": 0.5 if i < k else -0.5, "sig_movers": 0.3,
+                  "prompt": f"{cond} {i}", "io": "A", "s": "B"} for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_by_condition_accuracy_is_exact():
+    """20/20 correct no longer prints 1.00 [1.0, 1.0]: the Clopper-Pearson interval is [0.83, 1]."""
+    table = sweeps.by_condition(_accuracy_scores({"all": (20, 20), "some": (16, 20)}))
+    for cond, (k, n) in {"all": (20, 20), "some": (16, 20)}.items():
+        for stat in ("accuracy", "circuit_accuracy"):
+            got = tuple(table.loc[cond, [stat, f"{stat}_lo", f"{stat}_hi"]])
+            assert got == pytest.approx(tuple(stats.clopper_pearson(k, n))), (cond, stat)
+    assert table.loc["all", "accuracy_lo"] == pytest.approx(0.8316, abs=1e-4)
+    assert sweeps.format_table(table).loc["all", "accuracy"] == "1.00 [0.83, 1.00]"
+    assert table.attrs["cluster"] is None and "Clopper-Pearson" in table.attrs["intervals"]
+
+
+def test_by_condition_resamples_templates():
+    scores = _clustered_scores({"a": 0.0, "b": 1.0})
+    table = sweeps.by_condition(scores, seed=0)
+    iid = sweeps.by_condition(scores.drop(columns="template"), seed=0)
+    assert table.n_clusters.tolist() == [4, 4] and iid.n_clusters.tolist() == [40, 40]
+    assert table.attrs["cluster"] == "template" and "templates" in table.attrs["intervals"]
+    ok = scores[scores.condition == "a"]
+    for stat, x, y in (("logit_diff", ok.logit_diff, None), ("signature", ok.sig_movers, None),
+                       ("faithfulness", ok.circuit_logit_diff, ok.logit_diff)):
+        data = x if y is None else (x.to_numpy(), y.to_numpy())
+        expected = stats.cluster_bootstrap_ci(data, ok.template.to_numpy(), seed=0)
+        assert tuple(table.loc["a", [stat, f"{stat}_lo", f"{stat}_hi"]]) == pytest.approx(tuple(expected))
+    width = lambda t, s: t[f"{s}_hi"] - t[f"{s}_lo"]  # noqa: E731
+    assert (width(table, "logit_diff") > 2 * width(iid, "logit_diff")).all()
+    assert table.logit_diff.tolist() == pytest.approx(iid.logit_diff.tolist())
+
+
+def test_proportion_contrast_is_newcombe_and_fisher():
+    """Issue 9's w11 case: 16/20 vs 20/20 is not clearly different (Fisher p = 0.106)."""
+    scores = _accuracy_scores({"base": (20, 20), "words": (16, 20)})
+    d = sweeps.difference_from_reference(scores, "base", "accuracy")
+    row = d.loc["words"]
+    assert (row.difference, row.lo, row.hi) == pytest.approx(tuple(stats.newcombe_diff(16, 20, 20, 20)))
+    assert row.p == pytest.approx(0.1060, abs=1e-4) and row.q == pytest.approx(row.p)
+    assert row.estimate == 0.8 and row.reference == 1.0 and row.method == "Newcombe + Fisher"
+    assert sweeps.clearly_different(scores, "base", "accuracy") == {"lower": [], "higher": []}
+
+
+def test_clearly_different_is_fdr_adjusted_across_the_family():
+    """14/20 vs 20/20 (Fisher p = 0.02) is clear on its own, but not among ten contrasts of which
+    nine are null: q = 10 p."""
+    alone = _accuracy_scores({"base": (20, 20), "c0": (14, 20)})
+    d = sweeps.difference_from_reference(alone, "base", "accuracy")
+    p = d.loc["c0", "p"]
+    assert p == pytest.approx(stats.fisher_exact_p(14, 20, 20, 20)) and p < 0.05
+    assert sweeps.clearly_different(alone, "base", "accuracy")["lower"] == ["c0"]
+    family = _accuracy_scores({"base": (20, 20), "c0": (14, 20), **{f"n{i}": (20, 20) for i in range(9)}})
+    d = sweeps.difference_from_reference(family, "base", "accuracy")
+    assert d.loc["c0", "q"] == pytest.approx(min(1.0, 10 * p))
+    assert d.q.to_numpy() == pytest.approx(multipletests(d.p, method="fdr_bh")[1])
+    assert sweeps.clearly_different(family, "base", "accuracy") == {"lower": [], "higher": []}
+
+
+def test_continuous_contrast_resamples_templates():
+    """A shift smaller than the spread between templates: prompt by prompt it looks clear, with
+    templates resampled it does not."""
+    scores = _clustered_scores({"ref": 0.0, "shifted": 1.0}, offsets=[-1.5, -0.5, 0.5, 1.5], seed=3)
+    clustered = sweeps.difference_from_reference(scores, "ref", "logit_diff")
+    iid = sweeps.difference_from_reference(scores.drop(columns="template"), "ref", "logit_diff")
+    assert iid.loc["shifted", "q"] < 0.01 and clustered.loc["shifted", "q"] > 0.05
+    assert clustered.loc["shifted", "method"] == "bootstrap by template"
+    assert iid.loc["shifted", "method"] == "bootstrap by prompt"
+    assert clustered.loc["shifted", "difference"] == pytest.approx(iid.loc["shifted", "difference"])
+    g, r = (scores[scores.condition == c] for c in ("shifted", "ref"))
+    expected = stats.cluster_bootstrap_diff(g.logit_diff, g.template, r.logit_diff, r.template, seed=0)
+    got = clustered.loc["shifted", ["difference", "lo", "hi", "p"]]
+    assert tuple(got) == pytest.approx(tuple(expected))
+
+
+def test_replication_table():
+    """'real' is lower in both seeds, 'fluke' only in seed 0, 'weak' in both but clear only in
+    seed 0, 'flip' clear in both with opposite signs, 'only0' is missing from seed 1."""
+    seed0 = _toy_scores({"ref": 0.0, "real": -1.5, "fluke": -1.5, "weak": -1.5, "flip": -1.5,
+                         "only0": 0.0}, n=30, noise=0.5, seed=10)
+    seed1 = _toy_scores({"ref": 0.0, "real": -1.5, "fluke": 0.0, "weak": -0.1, "flip": 1.5},
+                        n=30, noise=0.5, seed=11)
+    rep = sweeps.replication_table(seed0, seed1, "ref", stats=("logit_diff", "accuracy"))
+    assert rep.index.names == ["statistic", "condition"]
+    assert rep.loc["logit_diff"].index.tolist() == ["real", "fluke", "weak", "flip", "only0"]
+    for col in ("difference", "lo", "hi", "p", "q"):
+        assert {f"{col}_seed0", f"{col}_seed1"} <= set(rep.columns)
+    ld = rep.loc["logit_diff"]
+    assert ld.replicates.tolist() == [True, False, False, False, False]
+    assert ld.loc["weak", "direction_only"] and not ld.loc["real", "direction_only"]
+    assert ld.loc["real", "verdict"] == "replicates"
+    assert ld.loc["flip", "verdict"] == "reverses"
+    assert ld.loc["weak", "verdict"] == "direction only (seed 0 clear)"
+    assert ld.loc["fluke", "verdict"] in ("direction only (seed 0 clear)", "seed 0 only, sign flips")
+    assert ld.loc["only0", "verdict"] == "missing in seed 1" and not ld.loc["only0", "replicates"]
+    # Each seed's q is its own family's BH adjustment.
+    d0 = sweeps.difference_from_reference(seed0, "ref", "logit_diff")
+    assert ld.q_seed0.tolist() == pytest.approx(d0.q.tolist())
+    assert ld.loc["real", "q_seed1"] < 0.05 and ld.loc["weak", "q_seed1"] > 0.05

@@ -18,7 +18,9 @@ Every quantity is read at each prompt's own END position of a right-padded batch
   the real final norm with recomputed statistics, dotted with ``W_U[:, IO] - W_U[:, S]``, plus
   ``b_U[IO] - b_U[S]``. Its last entry is the model's logit difference (checked on every batch).
 - :func:`analyse` does all three in one forward pass per batch, as the notebook needs.
-- :func:`bootstrap_ci`: a mean with a seeded percentile-bootstrap confidence interval.
+- :func:`summarise`: accuracy and top-1 rate with exact (Clopper-Pearson) intervals and the mean
+  logit difference with a bootstrap one (:mod:`circuitgen.stats`); :func:`bootstrap_ci`: a mean
+  with a seeded percentile-bootstrap interval.
 
 DLA and the lens need the model loaded in compatibility mode (``load_model``'s default), where
 the final norm's weights are folded into the unembedding.
@@ -35,6 +37,7 @@ from tqdm.auto import tqdm
 from transformer_lens.tools.analysis import direct_logit_attribution
 
 from circuitgen import batch as B
+from circuitgen import stats
 
 SCORE_COLUMNS = ("logit_diff", "correct", "top1_io", "p_io")
 UNITS = ("head", "component")
@@ -330,38 +333,39 @@ def end_attention(model, df: pd.DataFrame, heads, batch_size: int = 32,
 
 def bootstrap_ci(values, confidence: float = 0.95, n_resamples: int = 2000,
                  seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and a percentile-bootstrap CI (``scipy.stats.bootstrap``).
+    """(mean, low, high): the mean and a seeded percentile-bootstrap CI over independent values,
+    :func:`circuitgen.stats.bootstrap_mean_ci` (kept under this name for the notebooks).
 
-    Seeded, so reruns give the same interval. Constant data (every prompt correct, say) has a
-    zero-width interval at its value; one value has an undefined interval (NaN bounds).
+    One value: NaN bounds. Constant data: a zero-width interval at the value (a bootstrap cannot
+    show spread the sample lacks), which is why proportions use :func:`summarise`'s exact
+    intervals instead.
     """
-    from scipy.stats import bootstrap
-
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value.")
-    mean = float(x.mean())
-    if x.size == 1:
-        return mean, float("nan"), float("nan")
-    if np.all(x == x[0]):
-        return mean, mean, mean
-    res = bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                    method="percentile", rng=np.random.default_rng(seed))
-    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return tuple(stats.bootstrap_mean_ci(values, confidence, n_resamples, seed))
 
 
-def summarise(scores: pd.DataFrame, by: str | list[str] | None = None, seed: int = 0) -> pd.DataFrame:
-    """Accuracy, top-1 rate and mean logit difference, each with a bootstrap 95% CI.
+def summarise(scores: pd.DataFrame, by: str | list[str] | None = None, seed: int = 0,
+              cluster: str | None = None) -> pd.DataFrame:
+    """Accuracy, top-1 rate and mean logit difference, each with a 95% interval.
 
-    ``by`` groups the rows (e.g. ``"order"`` or ``"template"``); ``None`` gives one row for all.
+    Accuracy (``correct``) and the top-1 rate (``top1_io``) are shares of prompts, so they get the
+    exact Clopper-Pearson interval, which stays honest at 20/20 where a bootstrap collapses to
+    [1, 1]. The mean logit difference gets a seeded percentile bootstrap: over prompts, or over
+    whole ``cluster`` groups (e.g. ``"template"``) when that column is given, since prompts of one
+    template are not independent. ``by`` groups the rows (e.g. ``"order"`` or ``"template"``);
+    ``None`` gives one row for all.
     """
     groups = [("all", scores)] if by is None else list(scores.groupby(by, sort=True))
     rows = []
     for key, g in groups:
         row = {"group": key, "n": len(g)}
-        for col, name in (("correct", "accuracy"), ("top1_io", "top1"), ("logit_diff", "logit_diff")):
-            m, lo, hi = bootstrap_ci(g[col].astype(float), seed=seed)
-            row |= {name: m, f"{name}_lo": lo, f"{name}_hi": hi}
+        for col, name in (("correct", "accuracy"), ("top1_io", "top1")):
+            hits = g[col].astype(bool)
+            row |= dict(zip((name, f"{name}_lo", f"{name}_hi"),
+                            stats.clopper_pearson(int(hits.sum()), len(hits))))
+        ld = g["logit_diff"].to_numpy(float)
+        ci = (stats.cluster_bootstrap_ci(ld, g[cluster].astype(str).to_numpy(), seed=seed)
+              if cluster is not None else stats.bootstrap_mean_ci(ld, seed=seed))
+        row |= dict(zip(("logit_diff", "logit_diff_lo", "logit_diff_hi"), ci))
         rows.append(row)
     out = pd.DataFrame(rows).set_index("group")
     out.index.name = by if isinstance(by, str) else None

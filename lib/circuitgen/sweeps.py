@@ -7,11 +7,14 @@ this module:
   (rows that cannot be scored are kept with their reason in ``status``; the ablation means come
   from the set's own ABC prompts, per template, the scorer's default) and keeps the family,
   condition and per-prompt feature columns;
-- :func:`by_condition` summarises per condition, each statistic with a seeded percentile
-  bootstrap 95% CI over prompts: accuracy (logit difference > 0), mean logit difference, mean
-  circuit logit difference, faithfulness as a **ratio of means** (circuit / model; its CI from a
-  *paired* bootstrap, the same resampled prompts in numerator and denominator) and the mean of the
-  main attention signature (the spec's first class with one);
+- :func:`by_condition` summarises per condition, each statistic with a 95% interval from
+  :mod:`circuitgen.stats`: accuracy and circuit accuracy (logit difference > 0, the model's and the
+  circuit's) with exact Clopper-Pearson intervals; mean logit difference, mean circuit logit
+  difference, faithfulness as a **ratio of means** (circuit / model, paired: the same resampled
+  prompts in numerator and denominator) and the mean of the main attention signature (the spec's
+  first class with one) with a seeded percentile bootstrap that resamples whole templates
+  (prompts of one template share their ablation means), or prompts when there is no
+  ``template`` column;
 - :func:`plot_conditions` draws each condition's point and CI for the logit difference and the
   faithfulness, with a reference line at the base condition;
 - :func:`worst_prompts` lists the scored prompts where the circuit's logit difference is lowest.
@@ -21,9 +24,14 @@ same things the same way (each returns a list of lines; the notebook prints them
 
 - :func:`flag_lines`: how many prompts were made, scored and flagged, the conditions the generator
   skipped and the names dropped, the n per condition and the commonest reasons for flags;
-- :func:`difference_from_reference` / :func:`clearly_different` / :func:`compare_with_reference`:
-  each condition's difference from the reference condition with a bootstrap CI that resamples
-  both, and the conditions whose difference CI excludes zero;
+- :func:`difference_from_reference` / :func:`clearly_different` / :func:`compare_with_reference` /
+  :func:`contrast_table`: each condition's difference from the reference condition, with its
+  interval, p-value and Benjamini-Hochberg q across the family (every condition against the
+  reference, per statistic): proportions by Newcombe's interval and Fisher's exact test,
+  continuous statistics by a bootstrap resampling both groups' templates independently. A
+  condition is *clearly different* when its q < 0.05;
+- :func:`replication_table`: every contrast on the seed-0 and seed-1 prompt sets side by side,
+  and whether it replicates (same sign, both q < 0.05);
 - :func:`failure_counts` / :func:`worst_prompt_lines`: how often the circuit and the model prefer S,
   and the prompts where the circuit does worst;
 - :func:`save_prompt_set`: the generated set written as ``<family>-<model>-seed<SEED>.csv`` (with
@@ -38,12 +46,19 @@ import numpy as np
 import pandas as pd
 
 from circuitgen import paths, scorer
-from circuitgen.behaviour import bootstrap_ci
+from circuitgen import stats as st
 from circuitgen.circuits import CircuitSpec
 from circuitgen.ioi import PromptSet
+from circuitgen.stats import ratio_of_means_ci  # noqa: F401  (kept here for existing callers)
 
-N_RESAMPLES = 2000
-STATS = ("accuracy", "logit_diff", "circuit_logit_diff", "faithfulness", "signature")
+N_RESAMPLES = st.N_RESAMPLES
+STATS = ("accuracy", "circuit_accuracy", "logit_diff", "circuit_logit_diff", "faithfulness", "signature")
+# Shares of prompts: exact intervals, Newcombe differences and Fisher's test.
+PROPORTION_STATS = ("accuracy", "circuit_accuracy")
+# Prompts of one template share their ablation means: the bootstrap resamples whole templates.
+CLUSTER = "template"
+# A contrast is called clearly different when its Benjamini-Hochberg q is below this.
+FDR = 0.05
 
 
 def run_sweep(model, spec: CircuitSpec, prompt_set: PromptSet | pd.DataFrame, knockouts: bool = False,
@@ -78,53 +93,77 @@ def main_signature(scores: pd.DataFrame, spec: CircuitSpec | None = None) -> str
     return cols[0] if cols else None
 
 
-def ratio_of_means_ci(num, den, confidence: float = 0.95, n_resamples: int = N_RESAMPLES,
-                      seed: int = 0) -> tuple[float, float, float]:
-    """(mean(num) / mean(den), low, high): a paired percentile bootstrap over prompts (the same
-    resampled rows in numerator and denominator), seeded. Fewer than two rows: NaN bounds."""
-    x, y = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"numerator and denominator differ in length: {x.shape} vs {y.shape}.")
-    if x.size == 0:
-        raise ValueError("ratio_of_means_ci needs at least one pair.")
-    est = float(x.mean() / y.mean())
-    if x.size == 1:
-        return est, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = x[idx].mean(1) / y[idx].mean(1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha])
-    return est, float(lo), float(hi)
+def is_proportion(stat: str, ok: pd.DataFrame | None = None) -> bool:
+    """Whether ``stat`` is a share of prompts (an exact interval and Fisher's test fit it) rather
+    than a mean of continuous scores (a bootstrap fits it): one of :data:`PROPORTION_STATS`, or a
+    boolean column of the scores."""
+    if stat in PROPORTION_STATS:
+        return True
+    return ok is not None and stat in ok.columns and pd.api.types.is_bool_dtype(ok[stat])
 
 
-def by_condition(scores: pd.DataFrame, seed: int = 0, by: str = "condition") -> pd.DataFrame:
-    """Per condition (in order of appearance): ``n`` scored, ``n_flagged``, and for each of
-    :data:`STATS` the estimate with ``_lo``/``_hi`` bootstrap 95% bounds."""
+def _clusters(ok: pd.DataFrame, cluster: str | None) -> np.ndarray:
+    """Cluster labels per scored prompt: the ``cluster`` column when there is one, else one
+    cluster per prompt (the iid bootstrap)."""
+    if cluster is not None and cluster in ok.columns:
+        return ok[cluster].astype(str).to_numpy()
+    return np.arange(len(ok))
+
+
+def _interval(ok: pd.DataFrame, stat: str, sig: str | None, cluster: str | None,
+              seed: int) -> st.Interval:
+    """One condition's estimate and 95% interval of ``stat``: exact for a proportion, a cluster
+    bootstrap over ``cluster`` for a continuous statistic (an iid one without that column)."""
+    x, y = _stat_values(ok, stat, sig)
+    if is_proportion(stat, ok):
+        return st.clopper_pearson(int(x.sum()), x.size)
+    if cluster is not None and cluster in ok.columns:
+        data = x if y is None else (x, y)
+        return st.cluster_bootstrap_ci(data, _clusters(ok, cluster), n_resamples=N_RESAMPLES, seed=seed)
+    if y is None:
+        return st.bootstrap_mean_ci(x, n_resamples=N_RESAMPLES, seed=seed)
+    return st.ratio_of_means_ci(x, y, n_resamples=N_RESAMPLES, seed=seed)
+
+
+def by_condition(scores: pd.DataFrame, seed: int = 0, by: str = "condition",
+                 cluster: str | None = CLUSTER) -> pd.DataFrame:
+    """Per condition (in order of appearance): ``n`` scored, ``n_flagged``, ``n_clusters`` (scored
+    templates; ``n`` when there is no ``cluster`` column) and for each of :data:`STATS` the
+    estimate with ``_lo``/``_hi`` 95% bounds: Clopper-Pearson for the proportions
+    (:data:`PROPORTION_STATS`), a bootstrap resampling whole ``cluster`` groups (templates) for the
+    rest, because prompts of one template share their ablation means."""
     sig = main_signature(scores)
     rows = []
     for key, g in scores.groupby(by, sort=False):
         ok = g[g.status == "ok"]
-        row = {by: key, "n": len(ok), "n_flagged": int((g.status != "ok").sum())}
+        row = {by: key, "n": len(ok), "n_flagged": int((g.status != "ok").sum()),
+               "n_clusters": len(set(_clusters(ok, cluster)))}
         for name in (s for s in STATS if len(ok) and (sig or s != "signature")):
-            x, y = _stat_values(ok, name, sig)
-            m, lo, hi = (ratio_of_means_ci(x, y, seed=seed) if y is not None
-                         else bootstrap_ci(x, n_resamples=N_RESAMPLES, seed=seed))
-            row |= {name: m, f"{name}_lo": lo, f"{name}_hi": hi}
+            row |= dict(zip((name, f"{name}_lo", f"{name}_hi"), _interval(ok, name, sig, cluster, seed)))
         rows.append(row)
-    cols = [by, "n", "n_flagged"] + [f"{s}{suf}" for s in STATS for suf in ("", "_lo", "_hi")]
+    cols = [by, "n", "n_flagged", "n_clusters"] + [f"{s}{suf}" for s in STATS for suf in ("", "_lo", "_hi")]
     out = pd.DataFrame(rows).reindex(columns=cols).set_index(by)
     out.attrs["signature"] = sig
+    out.attrs["cluster"] = cluster if cluster is not None and cluster in scores.columns else None
+    out.attrs["intervals"] = interval_note(out.attrs["cluster"])
     return out
 
 
+def interval_note(cluster: str | None) -> str:
+    """One sentence saying how :func:`by_condition`'s intervals were made."""
+    boot = (f"a percentile bootstrap resampling whole {cluster}s" if cluster
+            else "a percentile bootstrap over prompts")
+    return (f"95% intervals: exact (Clopper-Pearson) for {', '.join(PROPORTION_STATS)}; "
+            f"{boot} for the means and the ratio of means ({N_RESAMPLES} resamples).")
+
+
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Estimates to 2 decimals with their CIs to 1 decimal, as strings ``est [lo, hi]``."""
-    out = table[["n", "n_flagged"]].copy()
+    """``n``, ``n_flagged``, ``n_clusters`` and each estimate with its 95% interval as a string
+    ``est [lo, hi]``, all to 2 decimals (an exact interval such as 20/20's [0.83, 1.00] needs them)."""
+    out = table[[c for c in ("n", "n_flagged", "n_clusters") if c in table.columns]].copy()
     for s in STATS:
         if s in table.columns:
-            out[s] = [f"{m:.2f} [{lo:.1f}, {hi:.1f}]" if pd.notna(m) else "-"
+            out[s] = [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" if pd.notna(m) else "-"
                       for m, lo, hi in zip(table[s], table[f"{s}_lo"], table[f"{s}_hi"])]
     if table.attrs.get("signature"):
         out = out.rename(columns={"signature": table.attrs["signature"]})
@@ -158,8 +197,9 @@ def plot_conditions(table: pd.DataFrame, title: str, base: str | None = None):
     axes[0].set_yticks(y, [f"{c} (n={n})" for c, n in zip(table.index, table.n)])
     axes[0].set_ylabel("condition")
     axes[0].legend(loc="best", fontsize=8, title=f"dashed: {base}", title_fontsize=8)
-    axes[1].set_title("Faithfulness (95% CI, paired bootstrap)")
-    axes[0].set_title("Logit difference (95% CI)")
+    how = f"bootstrap by {table.attrs['cluster']}" if table.attrs.get("cluster") else "bootstrap by prompt"
+    axes[1].set_title(f"Faithfulness (95% CI, paired {how})")
+    axes[0].set_title(f"Logit difference (95% CI, {how})")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -206,78 +246,190 @@ def flag_lines(scores: pd.DataFrame, prompt_set: PromptSet | None = None, table:
 
 
 def _stat_values(ok: pd.DataFrame, stat: str, sig: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-prompt values of ``stat`` (numerator and denominator for the ratio ``faithfulness``)."""
+    """Per-prompt values of ``stat`` (numerator and denominator for the ratio ``faithfulness``; 0/1
+    for a proportion). Besides :data:`STATS`, any numeric or boolean column of the scores."""
     if stat == "faithfulness":
         return ok.circuit_logit_diff.to_numpy(float), ok.logit_diff.to_numpy(float)
     if stat == "accuracy":
         return (ok.logit_diff > 0).to_numpy(float), None
+    if stat == "circuit_accuracy":
+        return (ok.circuit_logit_diff > 0).to_numpy(float), None
     if stat == "signature":
         if sig is None:
             raise KeyError("these scores have no signature column.")
         return ok[sig].to_numpy(float), None
-    if stat in ("logit_diff", "circuit_logit_diff"):
+    if stat in ok.columns and pd.api.types.is_numeric_dtype(ok[stat]):  # bool counts as numeric
         return ok[stat].to_numpy(float), None
-    raise KeyError(f"unknown statistic {stat!r}; choose one of {list(STATS)}.")
+    raise KeyError(f"unknown statistic {stat!r}; choose one of {list(STATS)} or a numeric column.")
 
 
-def _boot(x: np.ndarray, y: np.ndarray | None, rng, n_resamples: int) -> tuple[float, np.ndarray]:
-    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
-    if y is None:
-        return float(x.mean()), x[idx].mean(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(x.mean() / y.mean()), x[idx].mean(1) / y[idx].mean(1)
+def _contrast(g: pd.DataFrame, ref: pd.DataFrame, stat: str, sig: str | None, cluster: str | None,
+              seed: int, confidence: float, n_resamples: int) -> st.Contrast:
+    """``stat`` in ``g`` minus in ``ref``: Newcombe interval and Fisher's p for a proportion; for a
+    continuous statistic a bootstrap resampling each group's clusters (prompts, without a
+    ``cluster`` column) independently, with its two-sided bootstrap p."""
+    (x, y), (rx, ry) = _stat_values(g, stat, sig), _stat_values(ref, stat, sig)
+    if is_proportion(stat, g):
+        return st.proportion_contrast(int(x.sum()), x.size, int(rx.sum()), rx.size, confidence)
+    return st.cluster_bootstrap_diff(x if y is None else (x, y), _clusters(g, cluster),
+                                     rx if ry is None else (rx, ry), _clusters(ref, cluster),
+                                     confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+
+def _method(stat: str, ok: pd.DataFrame, cluster: str | None) -> str:
+    if is_proportion(stat, ok):
+        return "Newcombe + Fisher"
+    clustered = cluster is not None and cluster in ok.columns
+    return f"bootstrap by {cluster}" if clustered else "bootstrap by prompt"
 
 
 def difference_from_reference(scores: pd.DataFrame, base: str, stat: str, by: str = "condition",
                               seed: int = 0, confidence: float = 0.95,
-                              n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
-    """Per condition other than ``base``: ``stat`` (one of :data:`STATS`) of the condition minus
-    that of ``base``, with a percentile-bootstrap CI that resamples the condition's prompts and the
-    reference's prompts independently (the ratio of means in pairs within each), seeded. Unlike
-    comparing one condition's CI with the reference's point estimate, the reference's own
-    uncertainty counts."""
+                              n_resamples: int = N_RESAMPLES, cluster: str | None = CLUSTER) -> pd.DataFrame:
+    """Per condition other than ``base`` (in order of appearance): ``stat`` there (``estimate``)
+    and in ``base`` (``reference``), their ``difference`` with a ``lo``/``hi`` interval, the
+    two-sided ``p`` for no difference, and ``q``, the Benjamini-Hochberg adjustment of ``p`` across
+    this family (every condition against ``base``, for this one statistic).
+
+    Proportions (:data:`PROPORTION_STATS` or a boolean column): Newcombe's hybrid score interval and
+    Fisher's exact test. Continuous statistics (means, the ratio of means): a percentile bootstrap
+    that resamples the condition's and the reference's ``cluster`` groups (templates)
+    independently, seeded, and the bootstrap p of :func:`circuitgen.stats.bootstrap_p_value`; without
+    a ``cluster`` column, prompts. The reference's own uncertainty counts in both. The intervals are
+    per-comparison 95% intervals, not adjusted; the q-values are. ``method`` says which was used.
+    """
     ok = _scored(scores)
     if base not in set(ok[by]):
         raise KeyError(f"reference condition {base!r} has no scored prompts "
                        f"(conditions: {list(dict.fromkeys(scores[by]))}).")
     sig = main_signature(scores)
-    rng = np.random.default_rng(seed)
-    ref_est, ref_boot = _boot(*_stat_values(ok[ok[by] == base], stat, sig), rng, n_resamples)
-    alpha = (1 - confidence) / 2
+    ref = ok[ok[by] == base]
+    ref_est = _point_estimate(ref, stat, sig)
     rows = []
     for key, g in ok.groupby(by, sort=False):
         if key == base:
             continue
-        est, boot = _boot(*_stat_values(g, stat, sig), rng, n_resamples)
-        lo, hi = np.nanquantile(boot - ref_boot, [alpha, 1 - alpha]) if len(g) > 1 else (np.nan, np.nan)
-        rows.append({by: key, "difference": est - ref_est, "lo": float(lo), "hi": float(hi)})
-    return pd.DataFrame(rows, columns=[by, "difference", "lo", "hi"]).set_index(by)
+        c = _contrast(g, ref, stat, sig, cluster, seed, confidence, n_resamples)
+        rows.append({by: key, "estimate": _point_estimate(g, stat, sig), "reference": ref_est,
+                     "difference": c.estimate, "lo": c.lo, "hi": c.hi, "p": c.p})
+    cols = [by, "estimate", "reference", "difference", "lo", "hi", "p", "q", "method"]
+    out = pd.DataFrame(rows, columns=cols[:-2]).set_index(by)
+    out["q"] = st.benjamini_hochberg(out.p.to_numpy(float))[1]
+    out["method"] = _method(stat, ok, cluster)
+    out.attrs |= {"statistic": stat, "base": base}
+    return out
+
+
+def _point_estimate(ok: pd.DataFrame, stat: str, sig: str | None) -> float:
+    x, y = _stat_values(ok, stat, sig)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(x.mean() if y is None else x.mean() / y.mean())
+
+
+def contrast_table(scores: pd.DataFrame, base: str,
+                   stats: tuple[str, ...] = ("accuracy", "logit_diff", "faithfulness"),
+                   by: str = "condition", seed: int = 0, cluster: str | None = CLUSTER) -> pd.DataFrame:
+    """:func:`difference_from_reference` for each statistic in ``stats``, stacked: one row per
+    (statistic, condition), with ``clear`` = q < :data:`FDR` (BH within each statistic)."""
+    parts = [difference_from_reference(scores, base, s, by=by, seed=seed, cluster=cluster)
+             .reset_index().assign(statistic=s) for s in stats]
+    out = pd.concat(parts, ignore_index=True)
+    out["clear"] = out.q < FDR
+    return out.set_index(["statistic", by])
 
 
 def clearly_different(scores: pd.DataFrame, base: str, stat: str, seed: int = 0,
-                      by: str = "condition") -> dict[str, list[str]]:
-    """Conditions whose difference from ``base`` in ``stat`` has a 95% CI wholly below zero
-    (``"lower"``) or above it (``"higher"``), from :func:`difference_from_reference`, in order of
-    appearance. A screen at 95% per comparison, not corrected for the number of conditions."""
-    d = difference_from_reference(scores, base, stat, by=by, seed=seed)
-    return {"lower": d.index[d.hi < 0].tolist(), "higher": d.index[d.lo > 0].tolist()}
+                      by: str = "condition", cluster: str | None = CLUSTER) -> dict[str, list[str]]:
+    """Conditions whose difference from ``base`` in ``stat`` is clearly below zero (``"lower"``) or
+    above it (``"higher"``), in order of appearance: clearly means a Benjamini-Hochberg q below
+    :data:`FDR` (0.05) across all the conditions' contrasts with ``base`` for this statistic
+    (:func:`difference_from_reference`), so that among many conditions a false flag is rare."""
+    d = difference_from_reference(scores, base, stat, by=by, seed=seed, cluster=cluster)
+    clear = d.q < FDR
+    return {"lower": d.index[clear & (d.difference < 0)].tolist(),
+            "higher": d.index[clear & (d.difference > 0)].tolist()}
+
+
+def _named_q(d: pd.DataFrame, names: list[str]) -> str:
+    return ", ".join(f"{n} (q={d.loc[n, 'q']:.2g})" for n in names) or "none"
 
 
 def compare_with_reference(scores: pd.DataFrame, table: pd.DataFrame, base: str,
                            stats: tuple[str, ...] = ("accuracy", "logit_diff", "faithfulness"),
-                           seed: int = 0) -> list[str]:
-    """One line per statistic naming the conditions clearly lower / higher than ``base`` (see
-    :func:`clearly_different`), then the conditions with the lowest and highest faithfulness and
-    the lowest accuracy (from ``table``, :func:`by_condition`'s output)."""
+                           seed: int = 0, cluster: str | None = CLUSTER) -> list[str]:
+    """One line per statistic naming the conditions clearly lower / higher than ``base`` with their
+    q (see :func:`clearly_different`), a line saying how that was decided, then the conditions with
+    the lowest and highest faithfulness and the lowest accuracy (from ``table``,
+    :func:`by_condition`'s output)."""
+    by = table.index.name or "condition"
     lines = []
     for stat in stats:
-        diff = clearly_different(scores, base, stat, seed=seed, by=table.index.name or "condition")
+        d = difference_from_reference(scores, base, stat, by=by, seed=seed, cluster=cluster)
+        clear = d.q < FDR
+        lower = d.index[clear & (d.difference < 0)].tolist()
+        higher = d.index[clear & (d.difference > 0)].tolist()
         lines.append(f"{stat} (reference {table.loc[base, stat]:.2f}): clearly lower in "
-                     f"{diff['lower'] or 'none'}; clearly higher in {diff['higher'] or 'none'}")
+                     f"{_named_q(d, lower)}; clearly higher in {_named_q(d, higher)}")
+    lines.append(f"clearly = Benjamini-Hochberg q < {FDR} over the {len(table) - 1} contrasts with "
+                 f"{base}, per statistic (proportions: Newcombe interval + Fisher's exact test; "
+                 f"means and ratio: bootstrap by {cluster if cluster in scores.columns else 'prompt'})")
     lines.append(f"lowest faithfulness: {table.faithfulness.idxmin()} ({table.faithfulness.min():.2f}); "
                  f"highest: {table.faithfulness.idxmax()} ({table.faithfulness.max():.2f})")
     lines.append(f"lowest accuracy: {table.accuracy.idxmin()} ({table.accuracy.min():.2f})")
     return lines
+
+
+def _replication_side(scores: pd.DataFrame, base: str, stat: str, by: str, seed: int,
+                      cluster: str | None, tag: str) -> pd.DataFrame:
+    d = difference_from_reference(scores, base, stat, by=by, seed=seed, cluster=cluster)
+    d = d[["difference", "lo", "hi", "p", "q"]].add_suffix(f"_{tag}")
+    return d.reset_index().assign(statistic=stat)
+
+
+def _verdict(row) -> str:
+    d0, d1, q0, q1 = row.difference_seed0, row.difference_seed1, row.q_seed0, row.q_seed1
+    if pd.isna(d0) or pd.isna(d1):
+        return "missing in seed 0" if pd.isna(d0) else "missing in seed 1"
+    same = np.sign(d0) == np.sign(d1) and np.sign(d0) != 0
+    sig0, sig1 = bool(q0 < FDR), bool(q1 < FDR)
+    if sig0 and sig1:
+        return "replicates" if same else "reverses"
+    if sig0 or sig1:
+        which = "seed 0" if sig0 else "seed 1"
+        return f"direction only ({which} clear)" if same else f"{which} only, sign flips"
+    return "neither clear"
+
+
+def replication_table(scores_seed0: pd.DataFrame, scores_seed1: pd.DataFrame, base: str,
+                      stats: tuple[str, ...] = ("accuracy", "logit_diff", "faithfulness"),
+                      by: str = "condition", seed: int = 0, cluster: str | None = CLUSTER) -> pd.DataFrame:
+    """Does each condition contrast replicate on a fresh draw of prompts? For every condition
+    (vs ``base``) and statistic: :func:`difference_from_reference` on each seed's scores side by
+    side (``difference``/``lo``/``hi``/``p``/``q`` with ``_seed0`` and ``_seed1``; each seed's q from
+    its own BH family), and
+
+    - ``replicates``: same sign and both q < :data:`FDR`;
+    - ``direction_only``: same sign, but exactly one of the two q < :data:`FDR`;
+    - ``verdict``: those in words, and also "reverses" (both clear, opposite signs), "seed k only,
+      sign flips", "neither clear" and "missing in seed k" (a condition scored in one seed only).
+
+    Rows are (statistic, condition), in the order of ``stats`` and of the conditions in seed 0."""
+    parts = []
+    for stat in stats:
+        a = _replication_side(scores_seed0, base, stat, by, seed, cluster, "seed0")
+        b = _replication_side(scores_seed1, base, stat, by, seed, cluster, "seed1")
+        keys = list(dict.fromkeys([*a[by], *b[by]]))  # seed 0's order, then seed 1's extras
+        both = a.set_index(by).drop(columns="statistic").join(b.set_index(by).drop(columns="statistic"),
+                                                             how="outer")
+        parts.append(both.reindex(keys).rename_axis(by).reset_index().assign(statistic=stat))
+    out = pd.concat(parts, ignore_index=True).set_index(["statistic", by])
+    sign0, sign1 = np.sign(out.difference_seed0), np.sign(out.difference_seed1)
+    same = (sign0 == sign1) & (sign0 != 0)
+    clear0, clear1 = out.q_seed0 < FDR, out.q_seed1 < FDR
+    out["replicates"] = same & clear0 & clear1
+    out["direction_only"] = same & (clear0 ^ clear1)
+    out["verdict"] = [_verdict(r) for r in out.itertuples()]
+    return out
 
 
 def failure_counts(scores: pd.DataFrame) -> dict[str, int]:
@@ -328,5 +480,6 @@ def shown_path(path: str | pathlib.Path) -> str:
 
 __all__ = ["run_sweep", "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
            "worst_prompts", "main_signature", "flag_lines", "difference_from_reference", "clearly_different",
-           "compare_with_reference", "failure_counts", "worst_prompt_lines", "prompt_set_name",
+           "compare_with_reference", "contrast_table", "replication_table", "is_proportion", "interval_note",
+           "PROPORTION_STATS", "CLUSTER", "FDR", "failure_counts", "worst_prompt_lines", "prompt_set_name",
            "save_prompt_set", "shown_path", "STATS"]
