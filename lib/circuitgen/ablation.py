@@ -5,11 +5,11 @@ per query head, so grouped-query models need nothing special). A *keep* mask
 ``[variant, batch, pos, layer, head]`` says which (position, head) pairs run as in the model; every
 other pair is replaced by a reference value:
 
-- ``mean``: the mean ``z`` over a reference distribution (by default the ABC prompts, whose three
-  names are unrelated), taken separately for each *role* position (BOS, IO, S1, S1+1, S2, END, and
-  all other positions pooled) and, where the reference has a ``template`` column, per template.
-  This is Wang et al.'s "mean over the ABC distribution per template and position" made to work
-  on prompts of any length: positions are matched by role, not index.
+- ``mean``: the mean ``z`` over a reference distribution of ABC prompts (three unrelated names),
+  taken separately for each *role* position (BOS, IO, S1, S1+1, S2, END, and all other positions
+  pooled) and per group (template and order, or condition and order: see
+  :mod:`circuitgen.reference`). This is Wang et al.'s "mean over the ABC distribution per template
+  and position" made to work on prompts of any length: positions are matched by role, not index.
 - ``resample``: the ``z`` of each prompt's own ABC counterpart (position for position).
 - ``zero``: zeros.
 
@@ -20,7 +20,9 @@ batch, and only the END positions are unembedded.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import pandas as pd
 
 import torch
 
@@ -28,7 +30,6 @@ from circuitgen.batch import IOIBatch, chunks, logit_diff
 
 ROLE_NAMES = ("BOS", "other", "IO", "S1", "S1+1", "S2", "END")
 ROLE_INDEX = {name: i for i, name in enumerate(ROLE_NAMES)}
-POOLED = "*"
 METHODS = ("mean", "resample", "zero")
 
 
@@ -50,26 +51,41 @@ def role_map(batch: IOIBatch) -> torch.Tensor:
 class MeanReference:
     """Mean ``z`` of every head per (group, role), ``[group, role, layer, head, d_head]``.
 
-    The last group is the pool of all reference prompts, used for prompts whose group (template)
-    the reference does not contain.
+    ``group_cols`` are the prompt columns that define a group (``("prompt",)``: each prompt its own
+    group); :meth:`group_index` refuses a prompt whose group the reference lacks rather than
+    falling back to another group's mean. ``details`` records how the reference was built.
     """
 
     means: torch.Tensor
     groups: list[str]
-    group_by: str | None
+    group_cols: tuple[str, ...]
     n_prompts: int
     source: str
+    details: dict = field(default_factory=dict)
 
-    def group_index(self, keys: Sequence | None) -> torch.Tensor:
-        pooled = len(self.groups) - 1
-        if keys is None or self.group_by is None:
-            return torch.full((0 if keys is None else len(keys),), pooled, dtype=torch.long)
+    def keys(self, df: pd.DataFrame) -> list[str]:
+        """The group key of every row of a prompt table."""
+        from circuitgen.reference import group_keys
+
+        missing = [c for c in self.group_cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"the mean reference is grouped by {list(self.group_cols)} but these "
+                             f"prompts lack {missing}; build the reference from prompts like these.")
+        return group_keys(df, self.group_cols)
+
+    def group_index(self, keys: Sequence[str]) -> torch.Tensor:
         lookup = {g: i for i, g in enumerate(self.groups)}
-        return torch.tensor([lookup.get(str(k), pooled) for k in keys], dtype=torch.long)
+        missing = sorted({str(k) for k in keys if str(k) not in lookup})
+        if missing:
+            raise ValueError(f"the mean reference has no group {missing[:3]} (it has "
+                             f"{len(self.groups)} groups by {list(self.group_cols)}); build it from "
+                             "these prompts (scorer.mean_reference(model, prompts)).")
+        return torch.tensor([lookup[str(k)] for k in keys], dtype=torch.long)
 
     def describe(self) -> dict:
         return {"method": "mean", "reference": self.source, "n_reference_prompts": self.n_prompts,
-                "group_by": self.group_by or "none", "positions": "by role: " + ", ".join(ROLE_NAMES)}
+                "group_by": list(self.group_cols), "n_groups": len(self.groups),
+                "positions": "by role: " + ", ".join(ROLE_NAMES)} | self.details
 
 
 def final_resid(model, tokens, mask, fwd_hooks=()) -> torch.Tensor:
@@ -107,51 +123,74 @@ def end_logit_diff(logits_at_end: torch.Tensor, batch: IOIBatch, tile: int = 1) 
     return diff.view(tile, len(batch))
 
 
-def compute_means(model, ref: IOIBatch, groups: Sequence | None = None, *, batch_size: int = 32,
-                  source: str = "abc") -> MeanReference:
-    """Mean ``z`` per (group, role) over the reference batch (e.g. the ABC prompts)."""
+def _z_at_real_positions(model, batch: IOIBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``z`` of every head at every real position, ``[n_real, layer, head, d_head]``, and each
+    position's role; the forward stops after the last attention layer (no MLP-out, no unembed)."""
+    store: dict[int, torch.Tensor] = {}
+    last = model.cfg.n_layers - 1
+
+    class _Stop(Exception):
+        pass
+
+    def grab(layer: int):
+        def hook(z, hook):
+            store[layer] = z
+            if layer == last:
+                raise _Stop
+        return hook
+
+    hooks = [(z_name(layer), grab(layer)) for layer in range(model.cfg.n_layers)]
+    try:
+        model.run_with_hooks(batch.tokens, attention_mask=batch.mask, fwd_hooks=hooks)
+    except _Stop:
+        pass
+    z = torch.stack([store[layer] for layer in range(model.cfg.n_layers)], dim=2)  # b p l h d
+    real = batch.mask.bool()
+    return z[real], role_map(batch)[real]
+
+
+def compute_means(model, ref: IOIBatch, keys: Sequence[str], group_cols: Sequence[str] = (), *,
+                  batch_size: int = 32, source: str = "abc", details: dict | None = None
+                  ) -> MeanReference:
+    """Mean ``z`` per (group, role) over the reference batch (the ABC prompts)."""
     cfg = model.cfg
-    keys = [str(g) for g in groups] if groups is not None else None
-    names = sorted(set(keys)) if keys is not None else []
-    all_groups = names + [POOLED]
-    n_g, n_r = len(all_groups), len(ROLE_NAMES)
+    keys = [str(k) for k in keys]
+    if len(keys) != len(ref):
+        raise ValueError(f"{len(keys)} group keys for {len(ref)} reference prompts.")
+    names = sorted(set(keys))
+    n_g, n_r = len(names), len(ROLE_NAMES)
     sums = torch.zeros(n_g * n_r, cfg.n_layers, cfg.n_heads, cfg.d_head)
     counts = torch.zeros(n_g * n_r)
-    gidx_all = (torch.tensor([names.index(k) for k in keys]) if keys is not None
-                else torch.zeros(len(ref), dtype=torch.long))
-    pooled = n_g - 1
+    gidx_all = torch.tensor([names.index(k) for k in keys])
     for sl in chunks(len(ref), batch_size):
         sub = ref.subset(sl)
-        _, cache = model.run_with_cache(sub.tokens, attention_mask=sub.mask,
-                                        names_filter=lambda n: n.endswith("attn.hook_z"))
-        z = torch.stack([cache[z_name(layer)] for layer in range(cfg.n_layers)], dim=2)  # b p l h d
-        roles = role_map(sub)
-        real = sub.mask.bool()
-        z, roles = z[real], roles[real]  # [n_real, l, h, d]
-        g = gidx_all[sl][:, None].expand_as(sub.mask)[real]
-        for group in ([g] if keys is not None else []) + [torch.full_like(g, pooled)]:
-            idx = group * n_r + roles
-            sums.index_add_(0, idx, z)
-            counts.index_add_(0, idx, torch.ones_like(idx, dtype=torch.float))
-    means = sums / counts.clamp(min=1)[:, None, None, None]
-    # A (group, role) cell no reference prompt filled falls back to the pooled mean for that role.
+        z, roles = _z_at_real_positions(model, sub)
+        g = gidx_all[sl][:, None].expand_as(sub.mask)[sub.mask.bool()]
+        idx = g * n_r + roles
+        sums.index_add_(0, idx, z.float())
+        counts.index_add_(0, idx, torch.ones_like(idx, dtype=torch.float))
+    means = (sums / counts.clamp(min=1)[:, None, None, None]).view(n_g, n_r, cfg.n_layers,
+                                                                  cfg.n_heads, cfg.d_head)
     empty = (counts == 0).view(n_g, n_r)
-    means = means.view(n_g, n_r, cfg.n_layers, cfg.n_heads, cfg.d_head)
-    means[empty] = means[pooled][empty.nonzero()[:, 1]]
-    return MeanReference(means, all_groups, "template" if keys is not None else None, len(ref), source)
+    for role in ("BOS", "IO", "S1", "S1+1", "S2", "END"):
+        if empty[:, ROLE_INDEX[role]].any():
+            raise ValueError(f"reference groups {[names[i] for i in empty[:, ROLE_INDEX[role]].nonzero().flatten()][:3]} "
+                             f"have no {role} position; every reference prompt needs all roles.")
+    return MeanReference(means, names, tuple(group_cols), len(ref), source, details or {})
 
 
 def replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
-                   groups: Sequence | None = None, model=None, abc: IOIBatch | None = None
+                   groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
                    ) -> Callable[[int], torch.Tensor]:
-    """``layer -> z`` to put in place of ablated (position, head) pairs of ``batch``."""
+    """``layer -> z`` to put in place of ablated (position, head) pairs of ``batch``; for mean
+    ablation, ``groups`` are the rows' group keys (``means.keys(df)``)."""
     if method == "mean":
         if means is None:
-            raise ValueError("mean ablation needs a MeanReference (compute_means on ABC prompts)")
+            raise ValueError("mean ablation needs a MeanReference (scorer.mean_reference)")
+        if groups is None or len(groups) != len(batch):
+            raise ValueError("mean ablation needs one group key per prompt: means.keys(prompts)")
         roles = role_map(batch)
-        gidx = means.group_index(groups) if groups is not None else means.group_index(None)
-        if gidx.numel() == 0:
-            gidx = torch.full((len(batch),), len(means.groups) - 1, dtype=torch.long)
+        gidx = means.group_index(groups)
         return lambda layer: means.means[gidx[:, None], roles, layer]
     if method == "resample":
         if abc is None or model is None:
@@ -195,6 +234,11 @@ def full_keep(model, batch: IOIBatch) -> torch.Tensor:
     return torch.ones(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
 
 
+def empty_keep(model, batch: IOIBatch) -> torch.Tensor:
+    """A keep mask that ablates every head at every position: the empty circuit, F(∅)."""
+    return torch.zeros(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
+
+
 def circuit_keep(spec, model, batch: IOIBatch) -> torch.Tensor:
     """Keep circuit heads at the positions their class acts at; ablate everything else."""
     keep = torch.zeros(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
@@ -219,6 +263,6 @@ def knockout_keep(heads: Sequence[tuple[int, int]], model, batch: IOIBatch) -> t
 
 __all__ = [
     "ROLE_NAMES", "METHODS", "MeanReference", "role_map", "compute_means", "replacement_fn",
-    "ablation_hooks", "run_variants", "end_logits", "end_logit_diff", "full_keep", "circuit_keep",
+    "ablation_hooks", "run_variants", "end_logits", "end_logit_diff", "full_keep", "empty_keep", "circuit_keep",
     "knockout_keep", "logit_diff",
 ]

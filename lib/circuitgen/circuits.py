@@ -7,7 +7,7 @@ its head classes::
     task: ioi
     description: ...
     provenance: {citation: ..., method: ..., reported: {logit_diff: 3.56}}
-    ablation: {method: mean, reference: abc, group_by: [template]}
+    ablation: {method: mean, reference: abc}   # group_by: omitted = circuitgen.reference's rule
     classes:
       name_mover:
         description: copy the indirect object's name to the output
@@ -39,7 +39,7 @@ REQUIRED_TOP = ("model", "task", "classes")
 CLASS_FIELDS = ("description", "heads", "positions", "signature")
 REQUIRED_CLASS = ("heads", "positions")
 ABLATION_FIELDS = ("method", "reference", "group_by")
-DEFAULT_ABLATION = {"method": "mean", "reference": "abc", "group_by": ["template"]}
+DEFAULT_ABLATION = {"method": "mean", "reference": "abc"}
 
 
 class CircuitSpecError(ValueError):
@@ -80,13 +80,14 @@ class HeadClass:
 class Ablation:
     method: str = "mean"
     reference: str | None = "abc"
-    group_by: tuple[str, ...] = ("template",)
+    group_by: tuple[str, ...] = ()  # empty: circuitgen.reference's default rule
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method}
         if self.reference is not None:
             out["reference"] = self.reference
-        out["group_by"] = list(self.group_by)
+        if self.group_by:
+            out["group_by"] = list(self.group_by)
         return out
 
 
@@ -322,11 +323,11 @@ def _ablation(raw: Any, where: str) -> Ablation:
             f"{where}.reference: unknown reference {reference!r}; use one of "
             f"{', '.join(ABLATION_REFERENCES)} (abc: the ABC counterparts, as in Wang et al.)."
         )
-    group_by = raw.get("group_by", ["template"] if method != "zero" else [])
+    group_by = raw.get("group_by", [])
     if isinstance(group_by, str):
         group_by = [group_by]
     if not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by):
-        raise CircuitSpecError(f"{where}.group_by: give a list of prompt-set columns, like [template].")
+        raise CircuitSpecError(f"{where}.group_by: give a list of prompt-set columns, like [template, order] (or omit it for the default rule).")
     return Ablation(method=method, reference=reference, group_by=tuple(group_by))
 
 

@@ -146,7 +146,7 @@ def cmd_score(args) -> int:
     model = load_model(args.model, device=args.device)
     circuits.validate_for_model(spec, model.cfg.n_layers, model.cfg.n_heads, args.model)
     ablation = scorer.Ablation(method=method, reference=reference,
-                               group_by_template="template" in spec.ablation.group_by)
+                               group_by=_group_by(spec.ablation.group_by, prompts.df))
     scores = scorer.score_circuit(
         model, spec, prompts.df, ablation=ablation, batch_size=args.batch_size,
         knockouts=not args.no_knockouts, skip_invalid=args.skip_invalid,
@@ -163,6 +163,14 @@ def cmd_score(args) -> int:
                                     ensure_ascii=False) + "\n")
     print(_score_summary(scores, meta, out, meta_file))
     return 0
+
+
+def _group_by(spec_group_by: tuple[str, ...], df) -> tuple[str, ...] | None:
+    """The spec's grouping where the prompts carry its columns, else the default rule (each
+    hand-written prompt its own group), so a CSV without ``template``/``order`` still scores."""
+    if spec_group_by and all(c in df.columns for c in spec_group_by):
+        return tuple(spec_group_by)
+    return None
 
 
 def _score_summary(scores, meta: dict, out: pathlib.Path, meta_file: pathlib.Path) -> str:

@@ -160,6 +160,6 @@ def discover(model, df: pd.DataFrame, threshold: float = 0.05, max_per_step: int
                               f"attribution patching and path-patch the top {n_candidates} "
                               "exactly", "n_prompts": len(df),
                     "found_by": "notebooks/w06-ioi-circuit"},
-        ablation=SpecAblation("mean", "abc", ("template",)),
+        ablation=SpecAblation("mean", "abc"),
     )
     return spec, steps, sig

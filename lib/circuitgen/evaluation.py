@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -39,11 +40,10 @@ def mean_logit_diffs(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanRe
                      batch_size: int = 16, tile: int = 8) -> torch.Tensor:
     """F(C \\ K) (or F(M \\ K) when ``whole_model``) for each K in ``removals``: ``[len(removals)]``."""
     totals = torch.zeros(len(removals))
-    groups_all = df["template"].tolist() if "template" in df.columns else None
     for sl in B.chunks(len(df), batch_size):
         part = df.iloc[sl]
         batch = B.encode(model, part)
-        groups = groups_all[sl] if groups_all is not None else None
+        groups = means.keys(part)
         replace = A.replacement_fn("mean", batch, means=means, groups=groups)
         for vs in B.chunks(len(removals), tile):
             keep = _variants(model, spec, batch, removals[vs], whole_model)
@@ -93,11 +93,10 @@ def s2_check(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanReference,
     strengthen the 'S is duplicated' signal the circuit reads there), the second number falls back
     towards the model's."""
     out = []
-    groups_all = df["template"].tolist() if "template" in df.columns else None
     for sl in B.chunks(len(df), batch_size):
         part = df.iloc[sl]
         batch = B.encode(model, part)
-        groups = groups_all[sl] if groups_all is not None else None
+        groups = means.keys(part)
         replace = A.replacement_fn("mean", batch, means=means, groups=groups)
         keep = A.circuit_keep(spec, model, batch)
         at_s2 = (A.role_map(batch) == A.ROLE_INDEX["S2"])[:, :, None, None]
@@ -105,3 +104,101 @@ def s2_check(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanReference,
         out.append(pd.DataFrame({"circuit_logit_diff": diffs[0].numpy(),
                                  "circuit_logit_diff_s2_intact": diffs[1].numpy()}, index=part.index))
     return pd.concat(out)
+
+
+# ---- baselines: the empty circuit, normalised faithfulness, random circuits of the same shape ----
+
+def _clusters(scores: pd.DataFrame, cluster: str | None) -> np.ndarray:
+    if cluster is not None and cluster in scores.columns:
+        return scores[cluster].astype(str).to_numpy()
+    return np.arange(len(scores)).astype(str)
+
+
+def faithfulness_table(scores: pd.DataFrame, cluster: str | None = "template", seed: int = 0,
+                       n_resamples: int = 2000) -> pd.DataFrame:
+    """F(M), F(C), F(∅), the ratio of means F(C)/F(M) (Wang et al.) and the normalised
+    faithfulness (F(C) - F(∅)) / (F(M) - F(∅)) (Hanna et al., MIB), each with a 95% interval that
+    resamples whole ``cluster`` groups (prompts of one template share their ablation means), from
+    a scored table with ``logit_diff``, ``circuit_logit_diff`` and ``empty_logit_diff``."""
+    from circuitgen import stats
+
+    ok = scores[scores.status == "ok"] if "status" in scores.columns else scores
+    m, c, e = (ok[col].to_numpy(float) for col in ("logit_diff", "circuit_logit_diff",
+                                                    "empty_logit_diff"))
+    g = _clusters(ok, cluster)
+    kw = {"seed": seed, "n_resamples": n_resamples}
+    rows = {
+        "F(M)": stats.cluster_bootstrap_ci(m, g, "mean", **kw),
+        "F(C)": stats.cluster_bootstrap_ci(c, g, "mean", **kw),
+        "F(∅)": stats.cluster_bootstrap_ci(e, g, "mean", **kw),
+        "F(C)/F(M)": stats.cluster_bootstrap_ci((c, m), g, "ratio_of_means", **kw),
+        # mean(C - ∅) / mean(M - ∅) is the normalised faithfulness: a paired ratio of means.
+        "(F(C)-F(∅))/(F(M)-F(∅))": stats.cluster_bootstrap_ci((c - e, m - e), g, "ratio_of_means", **kw),
+    }
+    out = pd.DataFrame(rows, index=["estimate", "lo", "hi"]).T
+    out["n_prompts"] = len(ok)
+    out["n_clusters"] = len(set(g))
+    return out
+
+
+def layer_bands(n_layers: int, n_bands: int = 6) -> list[range]:
+    """Contiguous bands of layers (for 30 layers: six bands of five)."""
+    n_bands = max(1, min(n_bands, n_layers))
+    edges = np.linspace(0, n_layers, n_bands + 1).round().astype(int)
+    return [range(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def random_circuits(spec: CircuitSpec, n_layers: int, n_heads: int, n_draws: int = 20,
+                    seed: int = 0, n_bands: int = 6) -> list[CircuitSpec]:
+    """Circuits of the spec's shape with random heads: each class keeps its positions and its
+    number of heads per layer band; heads are drawn without replacement (the null for F(C))."""
+    from circuitgen.circuits import HeadClass
+
+    bands = layer_bands(n_layers, n_bands)
+    band_of = {layer: i for i, band in enumerate(bands) for layer in band}
+    rng = random.Random(seed)
+    out = []
+    for d in range(n_draws):
+        free = {i: [(layer, h) for layer in band for h in range(n_heads)] for i, band in enumerate(bands)}
+        for heads in free.values():
+            rng.shuffle(heads)
+        classes = {}
+        for name, cls in spec.classes.items():
+            picked = []
+            for layer, _ in cls.heads:
+                pool = free[band_of[layer]]
+                if not pool:
+                    raise ValueError(f"layer band of layer {layer} has too few heads for the circuit.")
+                picked.append(pool.pop())
+            classes[name] = HeadClass(name, tuple(sorted(picked)), cls.positions, cls.signature)
+        out.append(CircuitSpec(spec.model, spec.task, classes, description=f"random draw {d}",
+                               provenance={"method": "random, same shape", "seed": seed},
+                               source=f"<random {d}>"))
+    return out
+
+
+@torch.no_grad()
+def random_circuit_null(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanReference,
+                        n_draws: int = 20, seed: int = 0, batch_size: int = 8, tile: int = 12
+                        ) -> pd.DataFrame:
+    """F(R) for random circuits R of the spec's shape, beside F(M), F(∅) and F(C), over ``df``:
+    one row per circuit (``circuit``: 'spec' or 'random i') with its ratio of means and
+    normalised faithfulness."""
+    specs = [spec] + random_circuits(spec, model.cfg.n_layers, model.cfg.n_heads, n_draws, seed)
+    totals = torch.zeros(len(specs) + 2)
+    for sl in B.chunks(len(df), batch_size):
+        part = df.iloc[sl]
+        batch = B.encode(model, part)
+        replace = A.replacement_fn("mean", batch, means=means, groups=means.keys(part))
+        keeps = [A.full_keep(model, batch), A.empty_keep(model, batch)]
+        keeps += [A.circuit_keep(s, model, batch) for s in specs]
+        for vs in B.chunks(len(keeps), tile):
+            totals[vs] += A.run_variants(model, batch, torch.stack(keeps[vs]), replace).sum(-1)
+    f = (totals / len(df)).numpy()
+    f_m, f_0 = float(f[0]), float(f[1])
+    out = pd.DataFrame({"circuit": ["spec"] + [f"random {i}" for i in range(n_draws)],
+                        "n_heads": [len(s.heads()) for s in specs], "F": f[2:]})
+    out["F/F(M)"] = out["F"] / f_m
+    out["normalised"] = (out["F"] - f_0) / (f_m - f_0)
+    out["F(M)"], out["F(∅)"], out["n_prompts"] = f_m, f_0, len(df)
+    return out

@@ -4,20 +4,24 @@
 
 - ``logit_diff``: the model's IO - S logit difference at END;
 - ``circuit_logit_diff``: the same with every (position, head) outside the circuit ablated;
+- ``empty_logit_diff``: the same with *every* head ablated, F(∅), the baseline against which
+  normalised faithfulness (F(C) - F(∅)) / (F(M) - F(∅)) is measured (Hanna et al. 2024, MIB);
 - ``faithfulness``: circuit_logit_diff / logit_diff for this prompt (the paper's figure is a ratio
-  of *means*, recorded in the metadata as ``faithfulness_ratio_of_means``);
+  of *means*, recorded in the metadata as ``faithfulness_ratio_of_means``, beside
+  ``normalised_faithfulness``);
 - ``sig_<class>``: mean attention, over the class's heads, from its signature's query position to
   its key position (e.g. name movers END -> IO), on the clean run;
 - ``ko_<class>``: change in logit difference when that class alone is ablated at every position;
 - ``status``: ``ok``, or why the row could not be scored (only with ``skip_invalid=True``).
 
 All variants of a batch (clean, circuit, one per knock-out) run in one tiled forward pass, and only
-END is unembedded. The ablation reference (method, distribution, grouping) is a parameter and is
-recorded in ``df.attrs["circuitgen"]``. Scores do not depend on how prompts are batched.
+END is unembedded. The ablation reference (method, distribution, grouping, sizes, seed, hash; see
+:mod:`circuitgen.reference`) is a parameter and is recorded in ``df.attrs["circuitgen"]``. Scores do not depend on how prompts are batched.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +31,7 @@ from tqdm.auto import tqdm
 
 from circuitgen import ablation as A
 from circuitgen import batch as B
+from circuitgen import reference as R
 from circuitgen.circuits import CircuitSpec, validate_for_model
 from circuitgen.ioi import PromptError, find_positions, make_abc
 
@@ -39,13 +44,28 @@ MULTI_TOKEN_POLICY = (
 
 @dataclass(frozen=True)
 class Ablation:
-    """Which ablation, and over what reference: ``method`` in mean/resample/zero; for ``mean``,
-    the reference prompts' ABC counterparts (``reference=None``: the scored prompts' own), grouped
-    by template when both tables have a ``template`` column."""
+    """Which ablation, and over what reference: ``method`` in mean/resample/zero. For ``mean``:
+    ABC prompts grouped by ``group_by`` (None: the rule of :mod:`circuitgen.reference`), at least
+    ``min_per_group`` per group, taken from ``reference`` (a prompt table) when given, else from
+    the fixed generated set (canonical prompts) or the scored prompts' counterparts."""
 
     method: str = "mean"
     reference: pd.DataFrame | None = None
-    group_by_template: bool = True
+    group_by: tuple[str, ...] | None = None
+    min_per_group: int = R.MIN_PER_GROUP
+    seed: int = R.REFERENCE_SEED
+    legacy: bool = False
+
+    @classmethod
+    def legacy_template_only(cls) -> "Ablation":
+        """The scorer's behaviour before 2026-11-26, kept to show the difference: each scored
+        prompt's own single ABC counterpart, grouped by template only (ABBA and BABA pooled)."""
+        return cls("mean", group_by=("template",), min_per_group=1, legacy=True)
+
+    def label(self) -> str:
+        if self.method != "mean":
+            return self.method
+        return "mean (legacy: template only, own counterparts)" if self.legacy else "mean"
 
 
 def check_prompts(model, df: pd.DataFrame) -> pd.DataFrame:
@@ -107,14 +127,52 @@ def _signature_hooks(spec: CircuitSpec, batch: B.IOIBatch, store: dict) -> list:
     return hooks
 
 
+_GENERATED_MEANS: dict[tuple, A.MeanReference] = {}
+
+
+def _valid_rows(model, prompts: pd.DataFrame, skip_invalid: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The check table, and the valid rows with positions this model's tokenizer gives."""
+    checked = check_prompts(model, prompts)
+    if not skip_invalid:
+        _raise_on_invalid(checked)
+    ok = checked.status == "ok"
+    good = pd.concat([prompts[ok].drop(columns=[c for c in checked.columns if c in prompts.columns
+                                                 and c != "status"]), checked[ok]], axis=1)
+    return checked, good
+
+
 @torch.no_grad()
-def mean_reference(model, ref: pd.DataFrame, group_by_template: bool = True,
-                   batch_size: int = 32, seed: int = 0) -> A.MeanReference:
-    """Per-role (and per-template) mean ``z`` over the ABC counterparts of ``ref``."""
-    ref = make_abc(ref, model.tokenizer, seed=seed)
-    abc = B.encode(model, ref, prompt_col="abc_prompt")
-    groups = ref["template"].tolist() if group_by_template and "template" in ref.columns else None
-    return A.compute_means(model, abc, groups, batch_size=batch_size, source="abc")
+def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = None,
+                   batch_size: int = 32) -> A.MeanReference:
+    """Per-(group, role) mean ``z`` over the ABC reference for ``prompts`` (see
+    :mod:`circuitgen.reference`); the fixed generated reference is computed once per model."""
+    ablation = ablation or Ablation()
+    if ablation.method != "mean":
+        raise ValueError(f"a mean reference is for mean ablation, not {ablation.method!r}.")
+    _, prompts = _valid_rows(model, prompts, skip_invalid=False)
+    cols = R.resolve_group_by(prompts, ablation.group_by)
+    generated = (ablation.reference is None and not ablation.legacy and R.is_canonical(prompts)
+                 and cols != R.PER_PROMPT and set(cols) <= {"template", "order"})
+    key = (id(model), cols, ablation.min_per_group, ablation.seed)
+    if generated and key in _GENERATED_MEANS:
+        return _GENERATED_MEANS[key]
+    with warnings.catch_warnings():
+        if ablation.legacy:
+            warnings.simplefilter("ignore")
+        ref, cols = R.build_reference(model, prompts, group_by=ablation.group_by,
+                                      reference=ablation.reference,
+                                      min_per_group=ablation.min_per_group, seed=ablation.seed,
+                                      own_prompts=ablation.legacy)
+    sizes = ref.sizes()
+    details = {"min_per_group": ablation.min_per_group, "seed": ablation.seed,
+               "group_size_min": int(sizes.min()), "group_size_median": float(sizes.median()),
+               "sources": sorted(set(ref.sources.values())), "sha256_16": ref.digest(),
+               "legacy": ablation.legacy}
+    means = A.compute_means(model, ref.batch, ref.keys, cols, batch_size=batch_size,
+                            source="ABC prompts", details=details)
+    if generated:
+        _GENERATED_MEANS[key] = means
+    return means
 
 
 @torch.no_grad()
@@ -124,19 +182,11 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
     """Score ``spec`` on every prompt; see the module docstring for the columns."""
     ablation = ablation or Ablation()
     validate_for_model(spec, model.cfg.n_layers, model.cfg.n_heads, model.circuitgen.model)
-    checked = check_prompts(model, prompts)
-    if not skip_invalid:
-        _raise_on_invalid(checked)
-    ok = checked.status == "ok"
-    good = pd.concat([prompts[ok].drop(columns=[c for c in checked.columns if c in prompts.columns
-                                                 and c != "status"]), checked[ok]], axis=1)
-    needs_abc = ablation.method == "resample" or (ablation.method == "mean" and means is None
-                                                  and ablation.reference is None)
-    if needs_abc and len(good):
+    checked, good = _valid_rows(model, prompts, skip_invalid)
+    if ablation.method == "resample" and len(good):
         good = make_abc(good, model.tokenizer, seed=seed)
     if ablation.method == "mean" and means is None and len(good):
-        ref = ablation.reference if ablation.reference is not None else good
-        means = mean_reference(model, ref, ablation.group_by_template, seed=seed)
+        means = mean_reference(model, good, ablation)
 
     names = list(spec.classes)
     results = []
@@ -145,10 +195,11 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
         part = good.iloc[sl]
         batch = B.encode(model, part)
         abc = B.encode(model, part, prompt_col="abc_prompt") if ablation.method == "resample" else None
-        groups = part["template"].tolist() if "template" in part.columns else None
+        groups = means.keys(part) if ablation.method == "mean" else None
         replace = A.replacement_fn(ablation.method, batch, means=means, groups=groups, model=model,
                                    abc=abc)
-        keeps = [A.full_keep(model, batch), A.circuit_keep(spec, model, batch)]
+        keeps = [A.full_keep(model, batch), A.circuit_keep(spec, model, batch),
+                 A.empty_keep(model, batch)]
         if knockouts:
             keeps += [A.knockout_keep(spec.classes[n].heads, model, batch) for n in names]
         keep = torch.stack(keeps)
@@ -156,12 +207,12 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
         hooks = A.ablation_hooks(keep, replace) + _signature_hooks(spec, batch, store)
         logits = A.end_logits(model, batch, hooks, tile=len(keeps))
         diffs = A.end_logit_diff(logits, batch, tile=len(keeps))
-        cols = {"logit_diff": diffs[0], "circuit_logit_diff": diffs[1]}
+        cols = {"logit_diff": diffs[0], "circuit_logit_diff": diffs[1], "empty_logit_diff": diffs[2]}
         for name, vals in store.items():
             cols[f"sig_{name}"] = torch.stack(vals).mean(0)
         if knockouts:
             for i, name in enumerate(names):
-                cols[f"ko_{name}"] = diffs[2 + i] - diffs[0]
+                cols[f"ko_{name}"] = diffs[3 + i] - diffs[0]
         results.append(pd.DataFrame({k: v.numpy() for k, v in cols.items()}, index=part.index))
         bar.update(len(part))
     bar.close()
@@ -179,11 +230,12 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
 
 def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockouts: bool) -> dict:
     ok = out[out.status == "ok"]
-    ratio = float(ok.circuit_logit_diff.mean() / ok.logit_diff.mean()) if len(ok) else float("nan")
+    f_m, f_c = ok.logit_diff.mean(), ok.circuit_logit_diff.mean()
+    f_0 = ok.empty_logit_diff.mean() if len(ok) else float("nan")
+    ratio = float(f_c / f_m) if len(ok) else float("nan")
+    normalised = float((f_c - f_0) / (f_m - f_0)) if len(ok) else float("nan")
     if ablation.method == "mean" and means is not None:
-        abl = means.describe() | {"reference": "ABC counterparts of "
-                                  + ("the scored prompts" if ablation.reference is None
-                                     else "the given reference prompts")}
+        abl = means.describe() | {"label": ablation.label()}
     elif ablation.method == "resample":
         abl = {"method": "resample", "reference": "each prompt's own ABC counterpart"}
     else:
@@ -191,7 +243,9 @@ def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockou
     return {
         "model": model.circuitgen.model, "circuit": spec.source, "circuit_model": spec.model,
         "n_prompts": len(out), "n_scored": len(ok), "n_flagged": int((out.status != "ok").sum()),
-        "faithfulness_ratio_of_means": ratio, "ablation": abl, "knockouts": knockouts,
+        "faithfulness_ratio_of_means": ratio, "normalised_faithfulness": normalised,
+        "F(M)": float(f_m) if len(ok) else float("nan"), "F(C)": float(f_c) if len(ok) else float("nan"),
+        "F(empty)": float(f_0), "ablation": abl, "knockouts": knockouts,
         "circuit_kept_at": "each class's heads at its positions; all other (position, head) ablated",
         "knockout": "the class's heads ablated at every position, the rest of the model intact",
         "multi_token_names": MULTI_TOKEN_POLICY, "bos": True,

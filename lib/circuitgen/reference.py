@@ -1,0 +1,208 @@
+"""The mean-ablation reference: which ABC prompts the means are taken over, and how they are grouped.
+
+Mean ablation replaces a head's output by its mean over a reference distribution of ABC prompts
+(three unrelated names), taken per *role* position (IO, S1, S1+1, S2, END, ...). The mean is only
+meaningful if, within a group, a role always holds the same kind of token: in ABBA prompts the IO
+is the first name and S1+1 the verb after the second; in BABA the IO is the second name and S1+1 is
+" and". So groups fix the order as well as the structure (Wang et al.'s groups are ordered
+templates). The rules, fixed before any result was seen (LAB_NOTEBOOK, 2026-11-26):
+
+- **Groups.** ``group_by=None`` (the default) means: ``(condition, order)`` when the prompts carry a
+  ``condition`` column (the variation families: a condition fixes the structure, its templates
+  share what each role holds, and pooling templates keeps 20 prompts per group affordable);
+  else ``(template, order)`` when both columns exist (the canonical generator's prompts); else
+  each prompt is its own group (hand-written prompts with neither column).
+- **Source.** A group's reference prompts come from, in order of preference: the ``reference``
+  table the caller gives; for prompts of the canonical generator, a fixed reference set generated
+  for the purpose (:data:`REFERENCE_SEED`, :data:`MIN_PER_GROUP` prompts per template and order,
+  the same whatever is scored); otherwise the group's own prompts. ABC prompts are never IOI
+  prompts (their three names are distinct), so the reference is disjoint from any scored set.
+- **Size.** Every group holds at least ``min_per_group`` ABC prompts (default 20). Where a group's
+  source has fewer rows, extra counterparts are made by name substitution at the token level:
+  each name mention gets its own fresh single-token name (none of the prompt's own names), every
+  other token unchanged, so the sequence aligns with the clean prompt by construction.
+
+The reference is recorded (method, groups, sizes, seed, source, a hash of its token ids) with
+every score. The old behaviour (each scored prompt's own single ABC counterpart, grouped by
+template only, orders pooled) stays reachable as ``Ablation.legacy_template_only()`` so the
+difference can be shown; it is never a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from circuitgen import ioi, ioi_templates
+from circuitgen.batch import IOIBatch, encode
+
+MIN_PER_GROUP = 20
+REFERENCE_SEED = 20261126
+GENERATED = "generated"
+PER_PROMPT = ("prompt",)
+
+
+def resolve_group_by(df: pd.DataFrame, group_by: Sequence[str] | None) -> tuple[str, ...]:
+    """The columns that define a group for ``df`` (see the module docstring for the default)."""
+    if group_by is not None:
+        missing = [c for c in group_by if c not in df.columns]
+        if missing:
+            raise ValueError(f"the ablation groups by {list(group_by)} but the prompts lack {missing}; "
+                             "add the column(s), or pass group_by=None for the default grouping.")
+        return tuple(group_by) or PER_PROMPT
+    if "condition" in df.columns and "order" in df.columns:
+        return ("condition", "order")
+    if "template" in df.columns and "order" in df.columns:
+        return ("template", "order")
+    return PER_PROMPT
+
+
+def group_keys(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    """One string key per row, e.g. ``template=3|order=ABBA``; a row missing a group value (a
+    hand-written prompt in a table of generated ones) is its own group, keyed by its prompt."""
+    missing = df[list(cols)].isna().any(axis=1).to_numpy()
+    return [f"prompt={prompt}" if miss else "|".join(f"{c}={v}" for c, v in zip(cols, vals))
+            for miss, prompt, vals in zip(missing, df["prompt"],
+                                          df[list(cols)].astype(str).itertuples(index=False))]
+
+
+def is_canonical(df: pd.DataFrame) -> bool:
+    """Prompts made by :func:`ioi.generate_prompts` (so the fixed generated reference covers them)."""
+    return ("generator_version" in df.columns and "condition" not in df.columns
+            and df["generator_version"].astype(str).str.startswith("ioi-").all())
+
+
+@dataclass
+class ReferenceBatch:
+    """ABC token sequences with the clean prompts' positions, and the group of each row."""
+
+    batch: IOIBatch
+    keys: list[str]
+    sources: dict[str, str]  # group -> where its prompts came from
+
+    def sizes(self) -> pd.Series:
+        return pd.Series(self.keys).value_counts().sort_index()
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for key, row, n in zip(self.keys, self.batch.tokens, self.batch.mask.sum(1)):
+            h.update(key.encode())
+            h.update(row[: int(n)].numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def _name_pool(tokenizer) -> list[int]:
+    """Token ids of single-token names with their leading space."""
+    kept = ioi.single_token_names(tokenizer, ioi_templates.NAMES, log=False).kept
+    return [tokenizer(" " + n, add_special_tokens=False)["input_ids"][0] for n in kept]
+
+
+def substitute_names(batch: IOIBatch, abc: IOIBatch, k: int, pool: Sequence[int], seed: int
+                     ) -> IOIBatch:
+    """``k`` new ABC versions of each row: the slots where the clean and ABC tokens differ (every
+    name mention) get distinct fresh names from ``pool``, none of the row's own names."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(len(batch)):
+        n = int(batch.mask[i].sum())
+        clean, old = batch.tokens[i, :n], abc.tokens[i, :n]
+        slots = (clean != old).nonzero().flatten().tolist()
+        own = set(clean[slots].tolist()) | set(old[slots].tolist())
+        others = [t for t in pool if t not in own]
+        for _ in range(k):
+            new = clean.clone()
+            new[slots] = torch.tensor(rng.sample(others, len(slots)), dtype=new.dtype)
+            rows.append((i, new))
+    width = batch.tokens.shape[1]
+    tokens = torch.zeros((len(rows), width), dtype=batch.tokens.dtype)  # right padding, masked
+    idx = torch.tensor([i for i, _ in rows], dtype=torch.long)
+    for j, (_, seq) in enumerate(rows):
+        tokens[j, : len(seq)] = seq
+    return IOIBatch(tokens, batch.mask[idx].clone(), batch.io_id[idx], batch.s_id[idx],
+                    {r: p[idx] for r, p in batch.pos.items()})
+
+
+def _concat(batches: Sequence[IOIBatch]) -> IOIBatch:
+    width = max(b.tokens.shape[1] for b in batches)
+
+    def pad(t: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    return IOIBatch(torch.cat([pad(b.tokens, 0) for b in batches]),
+                    torch.cat([pad(b.mask, 0) for b in batches]),
+                    torch.cat([b.io_id for b in batches]), torch.cat([b.s_id for b in batches]),
+                    {r: torch.cat([b.pos[r] for b in batches]) for r in batches[0].pos})
+
+
+def _with_abc(model, df: pd.DataFrame, seed: int) -> pd.DataFrame:
+    if "abc_prompt" in df.columns and (df["abc_prompt"].astype(str).str.len() > 0).all():
+        return df
+    return ioi.make_abc(df.drop(columns=[c for c in ("abc_prompt",) if c in df.columns]),
+                        model.tokenizer, seed=seed)
+
+
+def generated_reference(model, min_per_group: int = MIN_PER_GROUP, seed: int = REFERENCE_SEED
+                        ) -> pd.DataFrame:
+    """The fixed reference set for canonical prompts: ``min_per_group`` per (template, order)."""
+    n_cells = len(ioi.TEMPLATES) * len(ioi.ORDERS)
+    return ioi.generate_prompts(model, n=min_per_group * n_cells, seed=seed).df
+
+
+def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | None = None,
+                    reference: pd.DataFrame | None = None, min_per_group: int = MIN_PER_GROUP,
+                    seed: int = REFERENCE_SEED, own_prompts: bool = False
+                    ) -> tuple[ReferenceBatch, tuple[str, ...]]:
+    """ABC prompts for every group of ``prompts``, at least ``min_per_group`` each.
+    ``own_prompts``: take the scored prompts as the source even where a generated set exists."""
+    if min_per_group < 1:
+        raise ValueError(f"min_per_group must be at least 1, not {min_per_group}.")
+    if min_per_group < MIN_PER_GROUP:
+        warnings.warn(f"mean-ablation reference of {min_per_group} prompts per group (below "
+                      f"{MIN_PER_GROUP}): each prompt's own counterpart weighs heavily in its mean, "
+                      "a hybrid of mean and resample ablation.", stacklevel=2)
+    cols = resolve_group_by(prompts, group_by)
+    wanted = sorted(set(group_keys(prompts, cols)))
+    if reference is not None:
+        source, label = reference, "the given reference table"
+        resolve_group_by(reference, cols if cols != PER_PROMPT else None)
+    elif (not own_prompts and cols != PER_PROMPT and set(cols) <= {"template", "order"}
+          and is_canonical(prompts)):
+        # Every generated group, not only the scored ones: a prompt's score never depends on
+        # which other prompts are scored with it.
+        source, label = generated_reference(model, min_per_group, seed), f"{GENERATED} (seed {seed})"
+        wanted = sorted(set(group_keys(source, cols)) | set(wanted))
+    else:
+        source, label = prompts, "ABC counterparts of the scored prompts"
+    source = source.reset_index(drop=True)
+    source_keys = group_keys(source, cols)
+    absent = [k for k in wanted if k not in set(source_keys)]
+    if absent:
+        raise ValueError(f"the reference has no prompts for group(s) {absent[:5]} of the scored "
+                         f"prompts (grouped by {list(cols)}); give a reference that covers them, "
+                         "or omit it to use the scored prompts' own counterparts.")
+    pool = _name_pool(model.tokenizer)
+    parts, keys, sources = [], [], {}
+    for key in wanted:
+        rows = source[[k == key for k in source_keys]]
+        rows = _with_abc(model, rows, seed)
+        clean, abc = encode(model, rows), encode(model, rows, prompt_col="abc_prompt")
+        parts.append(abc)
+        keys += [key] * len(rows)
+        sources[key] = label
+        extra = math.ceil(max(0, min_per_group - len(rows)) / len(rows))
+        if extra:
+            parts.append(substitute_names(clean, abc, extra, pool, seed + len(keys)))
+            keys += [key] * (extra * len(rows))
+            sources[key] = label + f" + {extra} name substitution(s) per prompt"
+    return ReferenceBatch(_concat(parts), keys, sources), cols
+
+
+__all__ = ["MIN_PER_GROUP", "REFERENCE_SEED", "resolve_group_by", "group_keys", "is_canonical",
+           "ReferenceBatch", "substitute_names", "generated_reference", "build_reference"]
