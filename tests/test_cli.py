@@ -139,7 +139,8 @@ def test_ablation_option_and_reference(capsys, tmp_path, spec_file):
         assert rc == 0, err
         results[name] = (pd.read_csv(out), json.loads(out.with_name(f"{name}.meta.json").read_text()))
     assert results["zero"][1]["ablation"]["method"] == "zero"
-    assert "reference prompts" in results["ref"][1]["ablation"]["reference"]
+    assert results["ref"][1]["ablation"]["sources"][0].startswith("the given reference table")
+    assert results["ref"][1]["ablation"]["group_by"] == ["order"]
     assert "ko_movers" not in results["own"][0].columns
     own, zero, withref = (results[k][0].circuit_logit_diff for k in ("own", "zero", "ref"))
     assert not own.equals(zero) and not own.equals(withref)

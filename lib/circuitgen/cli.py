@@ -339,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     from circuitgen.circuits import CircuitSpecError
     from circuitgen.ioi import PromptError
     from circuitgen.models import ModelLoadError
+    from circuitgen.reference import ReferenceError
 
     try:
         return int(args.func(args) or 0)
-    except (InputError, ModelLoadError, CircuitSpecError, PromptError, FileNotFoundError,
+    except (InputError, ModelLoadError, CircuitSpecError, PromptError, ReferenceError, FileNotFoundError,
             PermissionError, IsADirectoryError) as err:
         return _fail(str(err))
     except KeyboardInterrupt:

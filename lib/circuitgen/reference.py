@@ -49,12 +49,16 @@ GENERATED = "generated"
 PER_PROMPT = ("prompt",)
 
 
+class ReferenceError(ValueError):
+    """The reference cannot serve the scored prompts; the message says what to change."""
+
+
 def resolve_group_by(df: pd.DataFrame, group_by: Sequence[str] | None) -> tuple[str, ...]:
     """The columns that define a group for ``df`` (see the module docstring for the default)."""
     if group_by is not None:
         missing = [c for c in group_by if c not in df.columns]
         if missing:
-            raise ValueError(f"the ablation groups by {list(group_by)} but the prompts lack {missing}; "
+            raise ReferenceError(f"the ablation groups by {list(group_by)} but the prompts lack {missing}; "
                              "add the column(s), or pass group_by=None for the default grouping.")
         return tuple(group_by) or PER_PROMPT
     if "condition" in df.columns and "order" in df.columns:
@@ -162,7 +166,7 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
     """ABC prompts for every group of ``prompts``, at least ``min_per_group`` each.
     ``own_prompts``: take the scored prompts as the source even where a generated set exists."""
     if min_per_group < 1:
-        raise ValueError(f"min_per_group must be at least 1, not {min_per_group}.")
+        raise ReferenceError(f"min_per_group must be at least 1, not {min_per_group}.")
     if min_per_group < MIN_PER_GROUP:
         warnings.warn(f"mean-ablation reference of {min_per_group} prompts per group (below "
                       f"{MIN_PER_GROUP}): each prompt's own counterpart weighs heavily in its mean, "
@@ -171,7 +175,12 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
     wanted = sorted(set(group_keys(prompts, cols)))
     if reference is not None:
         source, label = reference, "the given reference table"
-        resolve_group_by(reference, cols if cols != PER_PROMPT else None)
+        if cols == PER_PROMPT:
+            # Hand-written prompts cannot share a group with another table's prompts; the order
+            # (which name comes first) is what both sides have.
+            cols = ("order",)
+            wanted = sorted(set(group_keys(prompts, cols)))
+        resolve_group_by(reference, cols)
     elif (not own_prompts and cols != PER_PROMPT and set(cols) <= {"template", "order"}
           and is_canonical(prompts)):
         # Every generated group, not only the scored ones: a prompt's score never depends on
@@ -184,7 +193,7 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
     source_keys = group_keys(source, cols)
     absent = [k for k in wanted if k not in set(source_keys)]
     if absent:
-        raise ValueError(f"the reference has no prompts for group(s) {absent[:5]} of the scored "
+        raise ReferenceError(f"the reference has no prompts for group(s) {absent[:5]} of the scored "
                          f"prompts (grouped by {list(cols)}); give a reference that covers them, "
                          "or omit it to use the scored prompts' own counterparts.")
     pool = _name_pool(model.tokenizer)
@@ -205,4 +214,4 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
 
 
 __all__ = ["MIN_PER_GROUP", "REFERENCE_SEED", "resolve_group_by", "group_keys", "is_canonical",
-           "ReferenceBatch", "substitute_names", "generated_reference", "build_reference"]
+           "ReferenceError", "ReferenceBatch", "substitute_names", "generated_reference", "build_reference"]

@@ -22,7 +22,7 @@ END is unembedded. The ablation reference (method, distribution, grouping, sizes
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -89,7 +89,7 @@ def check_prompts(model, df: pd.DataFrame) -> pd.DataFrame:
             if pos.n_tokens > n_ctx:
                 raise PromptError(f"row {idx}: the prompt is {pos.n_tokens} tokens (BOS included); "
                                   f"the model's context is {n_ctx}. Shorten it.")
-            row |= pos.as_dict()
+            row |= pos.as_dict() | {"order": pos.order}
         except PromptError as err:
             row["status"] = str(err)
         rows.append(row)
@@ -150,6 +150,9 @@ def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = Non
     if ablation.method != "mean":
         raise ValueError(f"a mean reference is for mean ablation, not {ablation.method!r}.")
     _, prompts = _valid_rows(model, prompts, skip_invalid=False)
+    if ablation.reference is not None:
+        _, ref_rows = _valid_rows(model, ablation.reference, skip_invalid=False)
+        ablation = replace(ablation, reference=ref_rows)
     cols = R.resolve_group_by(prompts, ablation.group_by)
     generated = (ablation.reference is None and not ablation.legacy and R.is_canonical(prompts)
                  and cols != R.PER_PROMPT and set(cols) <= {"template", "order"})
