@@ -30,12 +30,16 @@ DEVICE = "cpu"
 OUTPUT_DIR = None
 N_PROMPTS = 144  # fresh canonical IOI prompts (8 per template and order)
 CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
+N_RANDOM_CIRCUITS = 20  # random circuits of the same shape: the null for faithfulness
+N_NULL_PER_GROUP = 2  # prompts per (template, order) the null is measured on (cost: one pass per draw)
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from myst_nb import glue
 
 from circuitgen import circuits, evaluation, ioi, runtime, scorer
 
@@ -45,8 +49,9 @@ spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
 # %% [markdown]
 # ## Scoring the canonical distribution
 # Fresh prompts (a seed the circuit was not found on), every template in both orders. The ablation
-# means come from these prompts' own ABC counterparts, per template and role position (the
-# default; the choice is recorded in the output's metadata).
+# means come from a fixed reference of ABC prompts generated for the purpose: 20 per template and
+# order, so that in every group a role position holds one kind of token (`circuitgen.reference`;
+# the choice, the group sizes and a hash of the reference are recorded in the output's metadata).
 
 # %%
 prompts = ioi.generate_prompts(model, n=N_PROMPTS, seed=SEED + 7).df
@@ -57,8 +62,69 @@ print("ablation:", meta["ablation"])
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"prompts scored: {meta['n_scored']} of {meta['n_prompts']} (flagged: {meta['n_flagged']})")
-print(f"faithfulness, ratio of means: {meta['faithfulness_ratio_of_means']:.2f}")
 print(scorer.summary(scores).round(2).to_string())
+
+# %% [markdown]
+# ## Faithfulness with its baselines
+# F(M) (the model), F(C) (the circuit), F(∅) (every head ablated), the ratio of means and the
+# normalised faithfulness, each with a 95% interval from a bootstrap over templates; then the
+# circuit against {glue:text}`w07_null_n` random circuits of its shape (same number of heads per
+# layer band, same positions per class).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+faith = evaluation.faithfulness_table(scores, seed=SEED)
+print(faith.round(2).to_string())
+
+# %%
+means = scorer.mean_reference(model, prompts)
+null_prompts = prompts.groupby(["template", "order"]).head(N_NULL_PER_GROUP)
+null = evaluation.random_circuit_null(model, spec, null_prompts, means, n_draws=N_RANDOM_CIRCUITS, seed=SEED)
+rand = null[null.circuit != "spec"]
+fig, ax = plt.subplots(figsize=(6, 3.8))
+ax.hist(rand.normalised, bins=12, color="grey", label=f"{len(rand)} random circuits, same shape")
+ax.axvline(null.normalised.iloc[0], color="C3", lw=2, label="the circuit")
+ax.set_xlabel("normalised faithfulness (F(C) − F(∅)) / (F(M) − F(∅))")
+ax.set_ylabel("random circuits")
+ax.set_title(f"Circuit vs random circuits ({MODEL}, {len(null_prompts)} prompts)")
+ax.legend(fontsize=8)
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+at_least = int((rand.F >= null.F.iloc[0]).sum())
+print(f"on {len(null_prompts)} prompts: circuit {null.normalised.iloc[0]:.2f}; random median "
+      f"{rand.normalised.median():.2f}, max {rand.normalised.max():.2f}; "
+      f"{at_least} of {len(rand)} at least as faithful (empirical p = {(at_least + 1) / (len(rand) + 1):.3f})")
+
+# %% [markdown]
+# ## What the old ablation reference did
+# Until this chapter was revised (LAB_NOTEBOOK, 2026-11-26), the means came from the scored
+# prompts' *own* ABC counterparts, grouped by template only: ABBA and BABA prompts shared a group,
+# so the IO and S1 role means averaged the first-name and second-name slots, and S1+1 averaged
+# " and" with a verb; and with few prompts per template a prompt's own counterpart was a large
+# share of its "mean". The same prompts, scored both ways:
+
+# %%
+legacy = scorer.score_circuit(model, spec, prompts, ablation=scorer.Ablation.legacy_template_only(),
+                              progress=False, knockouts=False)
+by_order = pd.DataFrame({
+    name: {order: s[s.order == order].circuit_logit_diff.mean() / s[s.order == order].logit_diff.mean()
+           for order in ("ABBA", "BABA")} | {"all": s.circuit_logit_diff.mean() / s.logit_diff.mean()}
+    for name, s in (("old: template only, own counterparts", legacy), ("new: template and order, fixed", scores))
+})
+paired = pd.DataFrame({"template": prompts.template, "d_new": scores.circuit_logit_diff,
+                       "d_old": legacy.circuit_logit_diff, "m": scores.logit_diff})
+shift = cg_stats.cluster_bootstrap_ci(
+    paired, "template", lambda new, old, m: new.mean() / m.mean() - old.mean() / m.mean(),
+    columns=["d_new", "d_old", "m"], seed=SEED)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("ratio of means F(C)/F(M) by order, under each reference:")
+print(by_order.round(2).to_string())
+print(f"change in the ratio of means, new - old: {shift.estimate:+.2f} "
+      f"(95% CI {shift.lo:+.2f} to {shift.hi:+.2f}, templates resampled)")
 
 # %% [markdown]
 # ## The distribution of each score
@@ -101,11 +167,15 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from circuitgen import stats as cg_stats  # noqa: E402
+
 rows = []
 for col in sig_cols + ko_cols + ["logit_diff"]:
     rho, p = stats.spearmanr(scores.faithfulness, scores[col])
-    rows.append({"score": col, "spearman_rho": round(rho, 2), "p<0.01": bool(p < 0.01)})
-print(pd.DataFrame(rows).to_string(index=False))
+    rows.append({"score": col, "spearman_rho": rho, "p": p})
+corr = pd.DataFrame(rows)
+corr["q (BH)"] = cg_stats.benjamini_hochberg(corr.p)[1]
+print(corr.round(3).to_string(index=False))
 
 # %%
 sig_main = sig_cols[0]
@@ -155,7 +225,7 @@ for _, r in fails.nsmallest(6, "circuit_logit_diff").iterrows():
 # the excess comes from the ablation at S2, faithfulness falls back towards 1 there.
 
 # %%
-check = evaluation.s2_check(model, spec, scores, scorer.mean_reference(model, prompts))
+check = evaluation.s2_check(model, spec, scores, scorer.mean_reference(model, prompts))  # cached
 check["model"] = scores.logit_diff
 above = scores.faithfulness > 1
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
@@ -180,19 +250,57 @@ if above.any():
     print(f"on the prompts above 1: {sub.circuit_logit_diff.mean() / sub.model.mean():.2f} -> "
           f"{sub.circuit_logit_diff_s2_intact.mean() / sub.model.mean():.2f} with S2 intact")
 
+# %%
+for key, row in {"ratio": "F(C)/F(M)", "norm": "(F(C)-F(∅))/(F(M)-F(∅))", "f_m": "F(M)", "f_0": "F(∅)"}.items():
+    for col in ("estimate", "lo", "hi"):
+        glue(f"w07_{key}_{col}", float(faith.loc[row, col]), display=False)
+glue("w07_n", int(meta["n_scored"]), display=False)
+glue("w07_null_n", len(rand), display=False)
+glue("w07_null_median", float(rand.normalised.median()), display=False)
+glue("w07_null_max", float(rand.normalised.max()), display=False)
+glue("w07_null_circuit", float(null.normalised.iloc[0]), display=False)
+glue("w07_old_all", float(by_order.iloc[:, 0]["all"]), display=False)
+glue("w07_old_abba", float(by_order.iloc[:, 0]["ABBA"]), display=False)
+glue("w07_old_baba", float(by_order.iloc[:, 0]["BABA"]), display=False)
+glue("w07_new_abba", float(by_order.iloc[:, 1]["ABBA"]), display=False)
+glue("w07_new_baba", float(by_order.iloc[:, 1]["BABA"]), display=False)
+glue("w07_shift", shift.estimate, display=False)
+glue("w07_shift_lo", shift.lo, display=False)
+glue("w07_shift_hi", shift.hi, display=False)
+glue("w07_s2_everywhere", float(check.circuit_logit_diff.mean() / check.model.mean()), display=False)
+glue("w07_s2_intact", float(check.circuit_logit_diff_s2_intact.mean() / check.model.mean()), display=False)
+clear = corr[corr["q (BH)"] < 0.05]
+glue("w07_n_corr_clear", len(clear), display=False)
+glue("w07_n_corr", len(corr), display=False)
+glue("w07_corr_list", ", ".join(f"{r.score} (ρ = {r.spearman_rho:+.2f})" for r in clear.itertuples()) or "none",
+     display=False)
+glue("w07_circuit_wrong", float(((scores.logit_diff > 0) & (scores.circuit_logit_diff <= 0)).sum()
+                                / (scores.logit_diff > 0).sum()), display=False)
+
 # %% [markdown]
 # ## What we found
-# - Scored prompt by prompt, the week-6 circuit does less of the work than its discovery set
-#   suggested: the ratio of means on these fresh prompts is lower still than week 6's, and on a
-#   sizeable share of the prompts the model gets right, the circuit alone gets them wrong.
-# - The attention signatures hold up across prompts for the early classes (previous-token and
-#   induction heads attend where they should on nearly every prompt), less so for the name movers.
-# - Faithfulness goes, weakly, with the early classes doing their job (previous-token and induction
-#   signatures and knock-out effects), not with the name movers' signature.
-# - Per-prompt faithfulness is a ratio with a noisy denominator: where the model's own logit
-#   difference is near zero it explodes (the worst rows), so conditions are compared by ratios of
-#   means with bootstrap intervals in the sweeps.
-# - The S2-hacking check comes out the other way round on this circuit: leaving every head intact
-#   at S2 *raises* faithfulness a lot. The excess above 1 on a few prompts is not an S2 artefact;
-#   rather, the circuit lacks heads whose writes at S2 the model needs (no duplicate-token head
-#   passed week 6's threshold).
+# - On {glue:text}`w07_n` fresh canonical prompts the week-6 circuit keeps a ratio of means of
+#   {glue:text}`w07_ratio_estimate:.2f` (95% CI {glue:text}`w07_ratio_lo:.2f` to
+#   {glue:text}`w07_ratio_hi:.2f`, templates resampled) and a normalised faithfulness of
+#   {glue:text}`w07_norm_estimate:.2f` ({glue:text}`w07_norm_lo:.2f` to
+#   {glue:text}`w07_norm_hi:.2f`): far above random circuits of its shape (median
+#   {glue:text}`w07_null_median:.2f`, best {glue:text}`w07_null_max:.2f` of
+#   {glue:text}`w07_null_n`), far below a faithful circuit. On a share of
+#   {glue:text}`w07_circuit_wrong:.2f` of the prompts the model gets right, the circuit alone
+#   prefers the subject.
+# - **The old ablation reference was part of the story.** Scored with the means of the prompts' own
+#   counterparts grouped by template only, the same prompts give a ratio of means of
+#   {glue:text}`w07_old_all:.2f`, with ABBA at {glue:text}`w07_old_abba:.2f` and BABA at
+#   {glue:text}`w07_old_baba:.2f`; grouped by template and order over the fixed reference, ABBA is
+#   {glue:text}`w07_new_abba:.2f` and BABA {glue:text}`w07_new_baba:.2f`. The change in the ratio
+#   of means is {glue:text}`w07_shift:+.2f` (95% CI {glue:text}`w07_shift_lo:+.2f` to
+#   {glue:text}`w07_shift_hi:+.2f`). Order effects reported in weeks 9 and 12 before this revision
+#   rested partly on the pooled reference (see those chapters).
+# - Of {glue:text}`w07_n_corr` per-prompt scores, {glue:text}`w07_n_corr_clear` go with
+#   per-prompt faithfulness after a Benjamini–Hochberg correction: {glue:text}`w07_corr_list`.
+#   Per-prompt faithfulness is a ratio with a noisy denominator (it explodes where the model's own
+#   logit difference is near zero), so conditions are compared by ratios of means in the sweeps.
+# - The S2-hacking check of Nainani et al. {cite}`nainani2024adaptive`: leaving every head intact
+#   at S2 moves the ratio of means from {glue:text}`w07_s2_everywhere:.2f` to
+#   {glue:text}`w07_s2_intact:.2f`. A rise means the circuit lacks heads whose writes at S2 the
+#   model needs, not that it gains from the ablation there.

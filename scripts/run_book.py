@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE_MODEL = "smollm2-135m"
-BOOK_FILES = ["_config.yml", "_toc.yml", "intro.md", "LAB_NOTEBOOK.md", "references.bib"]
+BOOK_FILES = ["_config.yml", "_toc.yml", "intro.md", "LAB_NOTEBOOK.md", "references.bib",
+              "references.md"]
 
 
 def toc_notebooks() -> list[str]:
