@@ -17,18 +17,37 @@
 # **Question.** Weeks 8-11 scored the week-6 circuit condition by condition. Here we pool every
 # prompt of the four families and ask it prompt by prompt: which properties of a prompt (its
 # family, the distance from S1 to S2, where the IO sits, how frequent its names are, its length,
-# extra mentions and distractors, the model's own confidence) predict that the circuit alone
-# does not reproduce the model's preference for the indirect object? And are the answers a
-# property of the circuit or of the ablation we chose to measure it with?
+# extra mentions and distractors) predict that the circuit alone does not do what the model does?
+# And are the answers a property of the circuit or of the ablation we chose to measure it with?
 #
-# **How we check ourselves.** Every regression is fitted on the weeks 8-11 prompts (seed
-# `SEED`) and then judged on a **held-out** set generated with another seed (`HELDOUT_SEED`,
-# same conditions, new names, places and objects): out-of-sample $R^2$ and AUC, and a refit on the
+# **What "the circuit fails" means here.** Not the circuit's logit difference itself: any circuit
+# that keeps a constant share of the model's effect has a logit difference that tracks the model's,
+# so "the model's confidence predicts the circuit's logit difference" would hold for a perfectly
+# uniform circuit and says nothing about where it fails (an earlier version of this chapter made
+# that its headline; the contrast section below shows why it was near-tautological). Two outcomes
+# that a constant share does not explain by construction:
+#
+# - **(a) circuit wrong, model right**: among the prompts the model gets right (its logit
+#   difference IO − S is positive), does the circuit alone prefer S? A logistic regression fitted
+#   on those prompts only.
+# - **(b) circuit excess**: the circuit's logit difference minus the share of the model's that a
+#   line through the training prompts gives it (`circuit_ld ≈ a + b · model_ld`, with an intercept
+#   so that the share is proportional relative to the all-ablated baseline, as in Hanna et al.'s
+#   normalised faithfulness). `a` and `b` are fitted on the training prompts and applied unchanged
+#   to the held-out prompts. Positive: the circuit does more than its usual share on that prompt.
+#
+# The model's own confidence enters only as a covariate.
+#
+# **How we check ourselves.** Every regression is fitted on the weeks 8-11 prompts (seed `SEED`)
+# and judged on a **held-out** set generated with another seed (`HELDOUT_SEED`, same conditions,
+# new names, places and objects): out-of-sample $R^2$ for (b), AUC for (a), and a refit on the
 # held-out prompts to see which coefficients replicate. Numeric features are standardised with the
-# training set's mean and SD, so a coefficient is *nats of circuit logit difference per standard
-# deviation of the feature*; 95% CIs use heteroscedasticity-robust (HC3) errors. Effect sizes are
-# reported as partial $\eta^2$ (the share of variance a term explains given the others).
-# The library is `circuitgen.predictors`.
+# training set's mean and SD, so a coefficient is *per standard deviation of the feature*. Prompts
+# of one template share its wording and, in the scorer, its ablation means, so they are not
+# independent: 95% CIs use standard errors **clustered by template** (t with G − 1 degrees of
+# freedom, G templates). A term **replicates** when it is clearly non-zero with the same sign in
+# both sets after a Benjamini-Hochberg correction across the fit's terms (q ≤ 0.05). The library
+# is `circuitgen.predictors`.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m"  # the embedded reference model; "gpt2" needs the Hugging Face hub
@@ -43,20 +62,33 @@ CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from myst_nb import glue
 
 from circuitgen import circuits, predictors as P, runtime, scorer, sweeps
 
 model = runtime.start(MODEL, SEED, DEVICE)
 spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
 
+
+def keep(name, value):
+    """Glue a result for the prose below; numpy scalars become Python numbers so that
+    ``{glue:text}`` can format them."""
+    if isinstance(value, (bool, np.bool_)):
+        value = bool(value)
+    elif isinstance(value, (int, np.integer)):
+        value = int(value)
+    elif isinstance(value, (float, np.floating)):
+        value = float(value)
+    glue(name, value, display=False)
+
+
 # %% [markdown]
 # ## The prompts and their scores
-# Three scorings: the training prompts with the scorer's default ablation (the mean over each
-# family's own ABC prompts, per template and role position; the same numbers as weeks 8-11), the
-# held-out prompts with the same ablation, and the training prompts again with **resample**
-# ablation (each prompt's heads outside the circuit take their values from that prompt's own ABC
-# counterpart). Unscorable prompts are counted, never dropped silently. The held-out prompt sets
-# are written to `data/prompts/` (weeks 8-11 wrote the training sets there).
+# Three scorings: the training prompts with the scorer's default ablation (the same numbers as
+# weeks 8-11), the held-out prompts with the same ablation, and the training prompts again with
+# **resample** ablation (each prompt's heads outside the circuit take their values from that
+# prompt's own ABC counterpart). Unscorable prompts are counted, never dropped silently. The
+# held-out prompt sets are written to `data/prompts/` (weeks 8-11 wrote the training sets there).
 
 # %%
 train_scores = P.score_families(model, spec, SEED, N_PER_CONDITION)
@@ -69,11 +101,26 @@ train, heldout = P.feature_table(train_scores), P.feature_table(heldout_scores)
 # %%
 # NBVAL_CHECK_OUTPUT
 for name, sc, ft in (("training", train_scores, train), ("held-out", heldout_scores, heldout)):
+    right = P.model_right(ft)
     print(f"{name}: {len(sc)} prompts, {len(ft)} scored, {ft.attrs['n_unscored']} unscored; "
-          f"{ft.condition.nunique()} conditions; model right on {(ft.model_ld > 0).mean():.2f}, "
-          f"circuit right on {(ft.circuit_ld > 0).mean():.2f}")
+          f"{ft.condition.nunique()} conditions, {ft.template.nunique()} templates; "
+          f"model right on {len(right) / len(ft):.2f}, circuit right on {(ft.circuit_ld > 0).mean():.2f}; "
+          f"circuit wrong on {right.circuit_wrong_model_right.mean():.2f} of the {len(right)} "
+          "prompts the model gets right")
 print(f"same prompts in the resample scoring: {(resample_scores.prompt == train_scores.prompt).all()}")
 print("held-out prompt sets written:", ", ".join(sweeps.shown_path(p) for p in heldout_scores.attrs["saved"]))
+
+# %%
+for key, ft in (("train", train), ("heldout", heldout)):
+    right = P.model_right(ft)
+    keep(f"n_{key}", len(ft))
+    keep(f"n_conditions_{key}", ft.condition.nunique())
+    keep(f"n_right_{key}", len(right))
+    keep(f"model_right_{key}", len(right) / len(ft))
+    keep(f"circuit_right_{key}", (ft.circuit_ld > 0).mean())
+    keep(f"wrong_model_right_{key}", right.circuit_wrong_model_right.mean())
+    keep(f"n_wrong_model_right_{key}", right.circuit_wrong_model_right.sum())
+keep("n_templates", train.template.nunique())
 
 # %% [markdown]
 # ## The features
@@ -90,18 +137,38 @@ with pd.option_context("display.width", 200, "display.max_colwidth", 60):
     print(desc.round(2).to_string())
 
 # %% [markdown]
-# ## A first look
-# The circuit's logit difference against the model's, prompt by prompt: points below the diagonal
-# are prompts where the circuit carries less than the whole model, points below zero prompts where
-# the circuit alone prefers S.
+# ## The circuit's share of the model's logit difference
+# The circuit's logit difference against the model's, prompt by prompt, with the share line fitted
+# on the training prompts. Outcome (b) is each prompt's vertical distance from that line; outcome
+# (a) counts the prompts right of the vertical axis (model right) and below the horizontal one
+# (circuit prefers S).
+
+# %%
+share = P.ProportionalShare.fit(train)
+train, heldout = share.add_excess(train), share.add_excess(heldout)
+z = P.Standardizer.fit(train)
+train_z, heldout_z = z.transform(train), z.transform(heldout)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"share fitted on the training prompts: circuit_ld = {share.intercept:.2f} + "
+      f"{share.slope:.2f} * model_ld")
+print(f"circuit excess, SD: training {train.circuit_excess.std():.2f}, held-out "
+      f"{heldout.circuit_excess.std():.2f} nats; held-out mean {heldout.circuit_excess.mean():+.2f}")
+keep("share_slope", share.slope)
+keep("share_intercept", share.intercept)
+keep("excess_sd_train", train.circuit_excess.std())
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 5))
 for i, (fam, g) in enumerate(train.groupby("family")):
     ax.scatter(g.model_ld, g.circuit_ld, s=10, alpha=0.6, color=f"C{i}", label=f"{fam} (n={len(g)})")
-lim = [min(train.model_ld.min(), train.circuit_ld.min()) - 0.5, train.model_ld.max() + 0.5]
+lim = np.array([min(train.model_ld.min(), train.circuit_ld.min()) - 0.5, train.model_ld.max() + 0.5])
 ax.plot(lim, lim, "k--", lw=0.8, label="circuit = model")
+ax.plot(lim, share.intercept + share.slope * lim, "r-", lw=1,
+        label=f"share: {share.intercept:.2f} + {share.slope:.2f} x model")
 ax.axhline(0, color="k", lw=0.8)
+ax.axvline(0, color="k", lw=0.8)
 ax.set_xlabel("model logit difference IO - S (nats)")
 ax.set_ylabel("circuit logit difference IO - S (nats)")
 ax.set_title(f"Circuit vs model, {len(train)} training prompts ({MODEL})")
@@ -109,80 +176,177 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# ## What predicts the circuit's logit difference
-# One linear model with every feature at once (plus the order, the gender pair and the family as
-# categories), fitted on the training prompts and, separately, on the held-out prompts. A term
-# **replicates** when both fits put its 95% CI on the same side of zero.
+# ## (b) What predicts the circuit doing more or less than its share
+# One linear model of the circuit excess with every feature at once (plus the order, the gender
+# pair and the family as categories, and the model's confidence as a covariate), fitted on the
+# training prompts and, separately, on the held-out prompts. Coefficients are nats of excess per
+# SD of the feature; `q_` columns are the Benjamini-Hochberg adjusted p-values of each fit.
 
 # %%
-z = P.Standardizer.fit(train)
-train_z, heldout_z = z.transform(train), z.transform(heldout)
-specs = P.model_specs("circuit_ld", train)
-fit_train = P.fit_ols(train_z, specs["features + confidence"])
-fit_heldout = P.fit_ols(heldout_z, specs["features + confidence"])
-coefs = P.replication(P.coef_table(fit_train), P.coef_table(fit_heldout))
-eta2 = P.partial_eta_squared(fit_train)
-coefs["partial_eta2"] = [eta2.get(t.split("=")[0]) for t in coefs.index]
+excess = P.heldout_check(train_z, heldout_z, "circuit_excess")
+eta2 = P.partial_eta_squared(excess.fit_train)
+excess_table = excess.table.assign(partial_eta2=[eta2.get(t.split("=")[0]) for t in excess.table.index])
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"training fit: n = {int(fit_train.nobs)}, R^2 = {fit_train.rsquared:.2f}; "
-      f"held-out refit: n = {int(fit_heldout.nobs)}, R^2 = {fit_heldout.rsquared:.2f}")
+print(f"training fit: n = {int(excess.fit_train.nobs)} prompts in {excess.n_clusters[0]} templates, "
+      f"R^2 = {excess.fit_train.rsquared:.2f}; held-out refit: n = {int(excess.fit_heldout.nobs)}, "
+      f"R^2 = {excess.fit_heldout.rsquared:.2f}; the training fit's held-out R^2 = {excess.score:.2f}")
 with pd.option_context("display.width", 200):
-    print(coefs.sort_values("estimate_train").round(2).to_string())
+    print(excess_table.sort_values("estimate_train").round(3).to_string())
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 0.32 * len(coefs) + 1.5))
-order = coefs.sort_values("estimate_train").index
-y = np.arange(len(order))
-for dy, (col, label, color) in zip((-0.15, 0.15), (("train", f"training (seed {SEED})", "C0"),
-                                                   ("heldout", f"held-out (seed {HELDOUT_SEED})", "C1"))):
-    est = coefs.loc[order, f"estimate_{col}"]
-    err = np.vstack([est - coefs.loc[order, f"lo_{col}"], coefs.loc[order, f"hi_{col}"] - est])
-    ax.errorbar(est, y + dy, xerr=err, fmt="o", color=color, capsize=3, label=label)
-ax.axvline(0, color="k", lw=0.8)
-ax.set_yticks(y, order)
-ax.set_xlabel("effect on the circuit's logit difference (nats per SD; categories: vs reference level)")
-ax.set_title("What predicts the circuit's logit difference (OLS, 95% CI, HC3)")
-ax.legend(fontsize=8)
-plt.show()
+keep("excess_r2_train", excess.fit_train.rsquared)
+keep("excess_r2_heldout", excess.score)
+keep("excess_replicated", P.summarise_terms(excess.table))
+keep("excess_n_replicated", (excess.table.verdict == "replicates").sum())
+keep("excess_n_terms", len(excess.table))
+keep("excess_one_set", ", ".join(excess.table.index[excess.table.verdict == "one set only"]) or "none")
+keep("excess_opposite", ", ".join(excess.table.index[excess.table.verdict == "opposite signs"]) or "none")
+keep("excess_conf", excess.table.loc["model_ld", "estimate_train"])
+keep("excess_conf_verdict", excess.table.loc["model_ld", "verdict"])
+
+
+# %%
+def coefficient_plot(table, title, xlabel, null=0.0):
+    """Each term's training and held-out estimate with its clustered 95% CI."""
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(table) + 1.5))
+    order = table.sort_values("estimate_train").index
+    y = np.arange(len(order))
+    for dy, (col, label, color) in zip((-0.15, 0.15), (("train", f"training (seed {SEED})", "C0"),
+                                                       ("heldout", f"held-out (seed {HELDOUT_SEED})", "C1"))):
+        est = table.loc[order, f"estimate_{col}"]
+        err = np.vstack([est - table.loc[order, f"lo_{col}"], table.loc[order, f"hi_{col}"] - est])
+        ax.errorbar(est, y + dy, xerr=err, fmt="o", color=color, capsize=3, label=label)
+    ax.axvline(null, color="k", lw=0.8)
+    ax.set_yticks(y, [f"{t} *" if table.loc[t, "verdict"] == "replicates" else t for t in order])
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    plt.show()
+
+
+coefficient_plot(excess.table, f"What predicts the circuit excess ({MODEL}, {len(train)} + {len(heldout)} "
+                 "prompts; 95% CI clustered by template; * replicates)",
+                 "effect on the circuit excess (nats per SD; categories: vs reference level)")
+
+# %% [markdown]
+# ## (a) What predicts the circuit being wrong where the model is right
+# A logistic regression on the prompts the model gets right, with the same terms; the table gives
+# odds ratios of "circuit prefers S" per SD of each feature (1: no effect), with clustered 95% CIs.
+# Below it, the held-out AUC (0.5 is chance) of the model's confidence alone, the features alone,
+# and both.
+
+# %%
+wrong = P.heldout_check(train_z, heldout_z, "circuit_wrong_model_right")
+auc_table = P.compare_classifiers(train_z, heldout_z)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"training fit: n = {int(wrong.fit_train.nobs)} prompts (model right) in {wrong.n_clusters[0]} "
+      f"templates, {int(wrong.fit_train.model.endog.sum())} with the circuit wrong; held-out refit: "
+      f"n = {int(wrong.fit_heldout.nobs)}")
+for name, conv, sep in zip(("training", "held-out"), wrong.converged, wrong.separated):
+    if not conv or sep:
+        print(f"{name} logit: converged {conv}; terms that separate the outcome (no CI, counted as "
+              f"no clear effect): {', '.join(sep) or 'none'}")
+with pd.option_context("display.width", 200):
+    print(wrong.table.sort_values("estimate_train").round(3).to_string())
+print()
+print(auc_table.round(3).to_string())
+
+# %%
+keep("wrong_auc_heldout", wrong.score)
+keep("wrong_auc_confidence", auc_table.loc["confidence alone", "auc_heldout"])
+keep("wrong_auc_features", auc_table.loc["features", "auc_heldout"])
+keep("wrong_replicated", P.summarise_terms(wrong.table))
+keep("wrong_n_replicated", (wrong.table.verdict == "replicates").sum())
+keep("wrong_n_terms", len(wrong.table))
+keep("wrong_one_set", ", ".join(wrong.table.index[wrong.table.verdict == "one set only"]) or "none")
+keep("wrong_conf_or", wrong.table.loc["model_ld", "estimate_train"])
+keep("wrong_conf_verdict", wrong.table.loc["model_ld", "verdict"])
+keep("wrong_separated", ", ".join(sorted(set(wrong.separated[0]) | set(wrong.separated[1]))) or "none")
+
+# %%
+coefficient_plot(wrong.table, f"What predicts 'circuit wrong, model right' ({MODEL}, "
+                 f"{int(wrong.fit_train.nobs)} + {int(wrong.fit_heldout.nobs)} prompts; 95% CI "
+                 "clustered by template; * replicates)",
+                 "odds ratio of the circuit preferring S, per SD (categories: vs reference level)",
+                 null=1.0)
+
+# %% [markdown]
+# ## The replication table
+# Both outcomes' terms side by side: the training (seed `SEED`) and held-out (seed `HELDOUT_SEED`)
+# estimate, each fit's BH-adjusted q, and the verdict (`replicates`: q ≤ 0.05 in both with the same
+# sign; `one set only`; `opposite signs`; `no clear effect`).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+replication_table = pd.concat(
+    {"(b) excess, nats/SD": excess.table, "(a) wrong | model right, odds ratio/SD": wrong.table},
+    names=["outcome", "term"])[["estimate_train", "q_train", "estimate_heldout", "q_heldout", "verdict"]]
+with pd.option_context("display.width", 200, "display.max_rows", 100):
+    print(replication_table.round(3).to_string())
+
+# %% [markdown]
+# ## How much clustering by template changes the intervals
+# The same excess regression on the training prompts with heteroscedasticity-robust (HC3)
+# errors, which treat every prompt as independent, against the clustered errors used above.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+hc3 = P.fit_ols(train_z, excess.spec, cov="HC3")
+se_ratio = (excess.fit_train.bse / hc3.bse).drop("Intercept").rename(P.term_label)
+hc3_table = P.replication(P.coef_table(hc3), P.coef_table(P.fit_ols(heldout_z, excess.spec, cov="HC3")))
+print(f"clustered / HC3 standard error, over the {len(se_ratio)} terms: median {se_ratio.median():.2f}, "
+      f"range {se_ratio.min():.2f}-{se_ratio.max():.2f}")
+print(f"terms that would replicate with HC3 errors: {(hc3_table.verdict == 'replicates').sum()}; "
+      f"with clustered errors: {(excess.table.verdict == 'replicates').sum()}")
+keep("se_ratio_median", se_ratio.median())
+keep("se_ratio_max", se_ratio.max())
+keep("hc3_n_replicated", (hc3_table.verdict == "replicates").sum())
 
 # %% [markdown]
 # ## How well do the predictors carry over to new prompts?
-# Four nested descriptions of a prompt, each fitted on the training prompts and scored on the
-# held-out ones: the sweep's own labels (the condition; then the condition and the template),
-# the generic features without the model's confidence, and with it. For the binary outcome
-# "the circuit alone prefers S" a logistic fit gives the held-out AUC (0.5 is chance), next to
-# the AUC of the model's own logit difference alone. (Templates are nested in conditions, so the
-# "condition + template" design is rank-deficient; its predictions are still defined, from the
-# minimum-norm solution, and the table says so.)
+# Nested descriptions of a prompt, each fitted on the training prompts and scored on the held-out
+# ones by out-of-sample $R^2$ of the circuit excess: the sweep's own labels (the condition; then the
+# condition and the template), the model's confidence alone, the generic features, and both.
+# (Templates are nested in conditions, so the "condition + template" design is rank-deficient; its
+# predictions are still defined, from the minimum-norm solution, and the table says so.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-r2 = P.compare_models(train_z, heldout_z, "circuit_ld")
-print("circuit logit difference:")
-print(r2.round(2).to_string())
-logit_specs = P.model_specs("circuit_wrong", train)
-logit_train = P.fit_logit(train_z, logit_specs["features + confidence"])
-auc_features = P.auc(heldout_z.circuit_wrong, logit_train.predict(heldout_z))
-auc_confidence = P.auc(heldout_z.circuit_wrong, -heldout_z.model_ld)
-print(f"circuit wrong on {train.circuit_wrong.mean():.2f} of training, {heldout.circuit_wrong.mean():.2f} of held-out prompts")
-print(f"held-out AUC for 'circuit wrong': logistic on features + confidence {auc_features:.2f}; "
-      f"model confidence alone {auc_confidence:.2f}")
+r2_excess = P.compare_models(train_z, heldout_z, "circuit_excess")
+print("circuit excess:")
+print(r2_excess.round(3).to_string())
+keep("excess_r2_conditions", r2_excess.loc["condition labels", "r2_heldout"])
+keep("excess_r2_templates", r2_excess.loc["condition + template", "r2_heldout"])
+keep("excess_r2_confidence", r2_excess.loc["confidence alone", "r2_heldout"])
+keep("excess_r2_features", r2_excess.loc["features", "r2_heldout"])
+
+# %% [markdown]
+# ## Contrast: why "confidence predicts the circuit's logit difference" was near-tautological
+# The same comparison with the circuit's raw logit difference as the outcome, as an earlier version
+# of this chapter reported it. The "confidence alone" row is what the share line gives by itself:
+# a circuit that kept exactly the same share of the model's effect on every prompt (plus noise)
+# would show this much "predictive power" without any prompt property mattering.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-odds = P.replication(P.coef_table(logit_train),
-                     P.coef_table(P.fit_logit(heldout_z, logit_specs["features + confidence"])))
-odds_ratio = np.exp(odds[["estimate_train", "lo_train", "hi_train"]]).rename(columns=lambda c: c.replace("estimate", "OR"))
-print("odds ratio of 'circuit wrong' per SD (training fit), and whether the log-odds effect replicates:")
-print(odds_ratio.join(odds.verdict).sort_values("OR_train").round(2).to_string())
+r2_ld = P.compare_models(train_z, heldout_z, "circuit_ld")
+print("circuit logit difference (contrast only):")
+print(r2_ld.round(3).to_string())
+print(f"the share line alone, fitted on training, held-out R^2 = {P.heldout_r2(share, heldout, 'circuit_ld'):.3f}")
+keep("ld_r2_confidence", r2_ld.loc["confidence alone", "r2_heldout"])
+keep("ld_r2_features", r2_ld.loc["features", "r2_heldout"])
+keep("ld_r2_both", r2_ld.loc["features + confidence", "r2_heldout"])
 
 # %% [markdown]
 # ## Does the ablation choice change the conclusions?
 # Miller et al. (2024) showed that circuit faithfulness depends on how the rest of the model is
 # ablated. The same training prompts, scored with resample ablation instead of the mean: first
-# the conditions' faithfulness side by side, then the regression refitted on the resample scores.
+# the conditions' faithfulness side by side, then the excess regression refitted on the resample
+# scores (with the share line fitted on the resample scores, since it is a different measurement).
 
 # %%
 agree_table, agree = P.ablation_agreement(train_scores, resample_scores, seed=SEED)
@@ -195,6 +359,12 @@ print("circuit wrong on: " + ", ".join(f"{k} {v:.2f}" for k, v in agree["wrong_o
 print(f"per-prompt Pearson r of the circuit's logit difference: {agree['pearson_r_circuit_ld']:.2f}; "
       f"same circuit-wrong label on {agree['wrong_label_agreement']:.2f} of prompts")
 print(f"Spearman rho of the {len(agree_table)} conditions' faithfulness: {agree['spearman_rho_conditions']:.2f}")
+for k, v in agree["faithfulness_overall"].items():
+    keep(f"faith_{k}", v)
+keep("agree_r", agree["pearson_r_circuit_ld"])
+keep("agree_rho", agree["spearman_rho_conditions"])
+keep("agree_label", agree["wrong_label_agreement"])
+keep("agree_n_conditions", len(agree_table))
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 6))
@@ -210,51 +380,80 @@ lim = [min(agree_table.faith_mean_lo.min(), agree_table.faith_resample_lo.min())
 ax.plot(lim, lim, "k--", lw=0.8, label="equal")
 ax.set_xlabel("faithfulness with mean ablation (ratio of means)")
 ax.set_ylabel("faithfulness with resample ablation (ratio of means)")
-ax.set_title("Each condition's faithfulness under two ablations (95% CI)")
+ax.set_title(f"Each condition's faithfulness under two ablations ({MODEL}, 95% CI)")
 ax.legend(fontsize=8)
 plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
 resample = P.feature_table(resample_scores)
-fit_resample = P.fit_ols(z.transform(resample), specs["features + confidence"])
-both = P.replication(P.coef_table(fit_train), P.coef_table(fit_resample), names=("mean", "resample"))
-print("the training regression under each ablation (nats per SD), and whether each effect holds under both:")
-print(both.sort_values("estimate_mean").round(2).to_string())
-print(f"R^2: mean {fit_train.rsquared:.2f}, resample {fit_resample.rsquared:.2f}")
+resample = P.ProportionalShare.fit(resample).add_excess(resample)
+fit_resample = P.fit_ols(z.transform(resample), excess.spec)
+both = P.replication(P.coef_table(excess.fit_train), P.coef_table(fit_resample), names=("mean", "resample"))
+print("the training excess regression under each ablation (nats per SD, clustered CIs), and whether "
+      "each effect holds under both:")
+print(both.sort_values("estimate_mean").round(3).to_string())
+print(f"R^2: mean {excess.fit_train.rsquared:.2f}, resample {fit_resample.rsquared:.2f}")
+keep("ablation_both", P.summarise_terms(both, name="mean"))
+keep("ablation_mean_only", ", ".join(both.index[(both.verdict == "one set only")
+                                                 & (both.q_mean <= 0.05)]) or "none")
+keep("ablation_resample_only", ", ".join(both.index[(both.verdict == "one set only")
+                                                     & (both.q_resample <= 0.05)]) or "none")
+keep("abba_mean", both.loc["order=ABBA", "estimate_mean"])
+keep("abba_resample", both.loc["order=ABBA", "estimate_resample"])
+keep("abba_verdict", both.loc["order=ABBA", "verdict"])
 
 # %% [markdown]
 # ## What we found
-# From the reference run above (860 training and 860 held-out prompts, 43 conditions, 20 prompts
-# each):
+# From the run above ({glue:text}`n_train:d` training and {glue:text}`n_heldout:d` held-out
+# prompts, {glue:text}`n_conditions_train:d` conditions, {glue:text}`n_templates:d` templates).
+# Every number below is computed in this run; the lists of terms are built from the tables above.
 #
-# - **The circuit fails on prompts the model gets right.** The model prefers the IO on 97% of
-#   prompts in both sets; the circuit alone on 76% (training) and 73% (held-out).
-# - **The best predictor of the circuit failing is the model being less sure.** The model's own
-#   logit difference is the largest effect (+0.92 nats of circuit logit difference per SD; partial
-#   $\eta^2$ 0.21; odds of failure ×0.33 per SD), replicated on the held-out prompts and under
-#   resample ablation.
-# - **A few prompt properties add to it, and replicate:** the IO named more often before S2
-#   (DoubleIO/TripleIO; +0.43 per SD), the IO later in the prompt (+0.33), a rarer IO name
-#   (higher token id: −0.25 per SD, odds of failure ×1.35) and a longer prompt at a given S1-S2
-#   distance (length −0.65, distance +0.47 per SD: the two move together, VIF ≈ 6, so read them
-#   as one contrast). Each explains 1-3% of the variance given the others.
-# - **What does not predict failure:** the variation family (lexical, syntactic, domain,
-#   adversarial), same- vs mixed-gender names, a distractor name, filler tokens given the length:
-#   none has a CI that excludes zero in either set.
-# - **Prediction is weak.** The sweeps' own condition labels predict the held-out prompts' circuit
-#   scores no better than their mean (held-out $R^2$ −0.02; with templates −0.06); the generic
-#   features 0.09; features plus the model's confidence 0.30, the same as in sample. For the
-#   yes/no "circuit wrong" the held-out AUC is 0.78, against 0.74 for the model's confidence alone.
-#   Most of the prompt-to-prompt variation in whether this circuit does the work is not explained
-#   by any surface property we measured.
-# - **The ablation choice changes some conclusions, not the average.** Mean and resample ablation
-#   give the same overall faithfulness (0.31 and 0.31), but per prompt the circuit's logit
-#   differences correlate only at r = 0.67, the 43 conditions' faithfulness ranks at ρ = 0.69, and
-#   21% of prompts change their "circuit wrong" label. The largest structural effect under mean
-#   ablation, ABBA order (+1.23 nats), shrinks to +0.24 with a CI that includes zero under resample:
-#   the effect belongs to the measurement (mean ablation replaces the heads outside the circuit by
-#   per-template averages over the ABC prompts of both orders), not to the circuit alone. Which
-#   part of the mean ablation produces it is not tested here.
-#   The model's confidence, IO mentions, IO position, prompt length and the name ranks hold under
-#   both.
+# - **How often the circuit fails where the model does not.** The model prefers the IO on
+#   {glue:text}`model_right_train:.0%` of the training and {glue:text}`model_right_heldout:.0%` of
+#   the held-out prompts; among those, the circuit alone prefers S on
+#   {glue:text}`wrong_model_right_train:.0%` ({glue:text}`n_wrong_model_right_train:.0f` of
+#   {glue:text}`n_right_train:d`) and {glue:text}`wrong_model_right_heldout:.0%`
+#   ({glue:text}`n_wrong_model_right_heldout:.0f` of {glue:text}`n_right_heldout:d`).
+# - **The circuit's usual share.** On the training prompts the circuit's logit difference is about
+#   {glue:text}`share_intercept:.2f` + {glue:text}`share_slope:.2f` × the model's; around that
+#   line it varies with an SD of {glue:text}`excess_sd_train:.2f` nats (the excess, outcome b).
+# - **What predicts the excess, and replicates** ({glue:text}`excess_n_replicated:d` of
+#   {glue:text}`excess_n_terms:d` terms; nats per SD, training estimate and clustered 95% CI):
+#   {glue:text}`excess_replicated`. Clear in one set only: {glue:text}`excess_one_set`; opposite
+#   signs: {glue:text}`excess_opposite`. The model's confidence, as a covariate, has
+#   {glue:text}`excess_conf:+.2f` nats per SD ({glue:text}`excess_conf_verdict`).
+# - **What predicts "circuit wrong, model right", and replicates** ({glue:text}`wrong_n_replicated:d`
+#   of {glue:text}`wrong_n_terms:d` terms; odds ratio per SD): {glue:text}`wrong_replicated`. Clear
+#   in one set only: {glue:text}`wrong_one_set`. Terms that separate the outcome in a set (no
+#   finite estimate there): {glue:text}`wrong_separated`. The model's confidence has an odds ratio
+#   of {glue:text}`wrong_conf_or:.2f` per SD ({glue:text}`wrong_conf_verdict`).
+# - **Prediction on new prompts.** For the excess, held-out $R^2$ is
+#   {glue:text}`excess_r2_conditions:.2f` from the condition labels,
+#   {glue:text}`excess_r2_templates:.2f` with templates, {glue:text}`excess_r2_confidence:.2f` from
+#   the confidence alone, {glue:text}`excess_r2_features:.2f` from the features and
+#   {glue:text}`excess_r2_heldout:.2f` from features and confidence together. For "circuit wrong,
+#   model right" the held-out AUC is {glue:text}`wrong_auc_confidence:.2f` from the confidence
+#   alone, {glue:text}`wrong_auc_features:.2f` from the features and
+#   {glue:text}`wrong_auc_heldout:.2f` from both. What these leave unexplained is not explained by
+#   any surface property measured here; "no clear effect" above is absence of evidence at these n,
+#   not evidence of no effect.
+# - **Why the old headline was near-tautological.** For the raw circuit logit difference, the
+#   model's confidence alone reaches a held-out $R^2$ of {glue:text}`ld_r2_confidence:.2f`, against
+#   {glue:text}`ld_r2_features:.2f` for the features ({glue:text}`ld_r2_both:.2f` both). A circuit
+#   that kept one constant share of the model's effect on every prompt would score high on it too,
+#   with no prompt property mattering; the excess takes that share out.
+# - **Clustering by template.** Standard errors clustered by template are a median
+#   {glue:text}`se_ratio_median:.2f` times (up to {glue:text}`se_ratio_max:.2f`) the HC3 errors
+#   that treat prompts as independent; with HC3, {glue:text}`hc3_n_replicated:d` excess terms would
+#   have counted as replicated instead of {glue:text}`excess_n_replicated:d`.
+# - **The ablation choice.** Mean and resample ablation give overall faithfulness of
+#   {glue:text}`faith_mean:.2f` and {glue:text}`faith_resample:.2f`; per prompt the circuit's logit
+#   differences correlate at r = {glue:text}`agree_r:.2f`, the {glue:text}`agree_n_conditions:d`
+#   conditions' faithfulness ranks at ρ = {glue:text}`agree_rho:.2f`, and
+#   {glue:text}`agree_label:.0%` of prompts keep their "circuit wrong" label. Excess effects clear
+#   under both ablations: {glue:text}`ablation_both`; under mean ablation only:
+#   {glue:text}`ablation_mean_only`; under resample only: {glue:text}`ablation_resample_only`.
+#   ABBA order (vs BABA) moves the excess by {glue:text}`abba_mean:+.2f` nats under mean and
+#   {glue:text}`abba_resample:+.2f` under resample ablation (across the two ablations:
+#   {glue:text}`abba_verdict`).

@@ -29,6 +29,9 @@ def test_feature_table_values(tiny_scores):
     assert ft.loc[ok.condition == "distractor", "distractor"].eq(1).all()
     assert ft.loc[ok.condition == "double_io", "io_mentions"].eq(2).all()
     assert (ft.circuit_wrong == (ok.circuit_logit_diff <= 0)).all()
+    right = ok.logit_diff > 0
+    assert ft.circuit_wrong_model_right[~right].isna().all()
+    assert (ft.circuit_wrong_model_right[right] == (ok.circuit_logit_diff[right] <= 0)).all()
     assert (ft.model_ld == ok.logit_diff).all()
     assert set(ft.loc[ok.condition == "names_same_gender", "gender_pair"]) == {"same"}
     assert set(ft.loc[ok.condition == "names_mixed_gender", "gender_pair"]) == {"mixed"}
@@ -47,6 +50,7 @@ def _planted(n: int, seed: int) -> pd.DataFrame:
     df["dist_s1_s2"] = rng.normal(10, 3, n)
     df["model_ld"] = rng.normal(4, 2, n)
     df["order"] = rng.choice(["ABBA", "BABA"], n)
+    df["template"] = rng.integers(0, 60, n).astype(str)  # clusters without shared effects
     df["circuit_ld"] = (2 * (df.dist_s1_s2 - 10) / 3 - (df.model_ld - 4) / 2
                         + 0.5 * (df.order == "ABBA") + rng.normal(0, 1, n))
     return df
@@ -126,8 +130,8 @@ def test_compare_models_refuses_unseen_levels(tiny_scores):
 def test_compare_models_on_its_own_training_set(tiny_scores):
     ft = P.Standardizer.fit(P.feature_table(tiny_scores)).transform(P.feature_table(tiny_scores))
     tab = P.compare_models(ft, ft)
-    assert list(tab.index) == ["condition labels", "condition + template", "features",
-                               "features + confidence"]
+    assert list(tab.index) == ["condition labels", "condition + template", "confidence alone",
+                               "features", "features + confidence"]
     # Scored on the prompts it was fitted on, held-out R^2 is the in-sample R^2.
     np.testing.assert_allclose(tab.r2_heldout, tab.r2_train, atol=1e-9)
     assert tab.loc["features + confidence", "r2_train"] >= tab.loc["features", "r2_train"]
@@ -180,3 +184,234 @@ def test_ablation_agreement(tiny_gpt2, tiny_spec, tiny_scores):
     assert len(table) == 5 and -1 <= summary["spearman_rho_conditions"] <= 1
     with pytest.raises(ValueError, match="same prompts"):
         P.ablation_agreement(tiny_scores, tiny_scores.iloc[::-1])
+
+
+# --- Clustered standard errors -------------------------------------------------------------
+
+
+def _clustered(n_clusters: int, per: int, seed: int, shared: float = 1.0) -> pd.DataFrame:
+    """x and y each carry a cluster-level random effect (SD ``shared``) on top of their own
+    noise: the design where treating rows as independent understates the SE of x's slope."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_clusters), per)
+    x = shared * rng.normal(size=n_clusters)[g] + rng.normal(size=g.size)
+    v = shared * rng.normal(size=n_clusters)[g]
+    y = 1 + 0.5 * x + v + rng.normal(size=g.size)
+    df = pd.DataFrame({"x": x, "y": y, "template": [f"t{i}" for i in g]})
+    df["wrong"] = (0.5 * x + 2 * v + rng.logistic(size=g.size) > 0).astype(float)
+    return df
+
+
+def _crv1(X: np.ndarray, scores: np.ndarray, bread: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Hand-computed CRV1 sandwich: c * B^-1 (sum_g S_g S_g') B^-1, with S_g the cluster's summed
+    score rows and c = G/(G-1) * (N-1)/(N-K) (Stata's and statsmodels' small-sample factor)."""
+    n, k = X.shape
+    labels = np.unique(groups)
+    S = np.vstack([scores[groups == lab].sum(axis=0) for lab in labels])
+    inv = np.linalg.inv(bread)
+    c = len(labels) / (len(labels) - 1) * (n - 1) / (n - k)
+    return c * inv @ (S.T @ S) @ inv
+
+
+def _shuffled_small(seed: int) -> pd.DataFrame:
+    """A small clustered case with the rows shuffled and a non-default index, so cluster ids
+    that are not row-aligned would give a different answer."""
+    df = _clustered(8, 5, seed).sample(frac=1, random_state=seed)
+    df.index = np.arange(100, 100 + len(df))[::-1]
+    return df
+
+
+def test_clustered_ols_errors_equal_the_hand_sandwich():
+    df = _shuffled_small(0)
+    fit = P.fit_ols(df, "y ~ x")
+    X = np.column_stack([np.ones(len(df)), df.x])
+    beta = np.linalg.solve(X.T @ X, X.T @ df.y.to_numpy())
+    e = df.y.to_numpy() - X @ beta
+    V = _crv1(X, X * e[:, None], X.T @ X, df.template.to_numpy())
+    np.testing.assert_allclose(fit.bse.to_numpy(), np.sqrt(np.diag(V)), rtol=1e-8)
+    # Inference uses t with G - 1 = 7 degrees of freedom.
+    from scipy.stats import t
+
+    half = fit.conf_int().loc["x"].diff().iloc[-1] / 2
+    assert half == pytest.approx(t.ppf(0.975, 7) * np.sqrt(V[1, 1]), rel=1e-8)
+
+
+def test_clustered_logit_errors_equal_the_hand_sandwich():
+    df = _shuffled_small(1)
+    fit = P.fit_logit(df, "wrong ~ x")
+    X = np.column_stack([np.ones(len(df)), df.x])
+    p = 1 / (1 + np.exp(-X @ fit.params.to_numpy()))  # the MLE, checked next
+    np.testing.assert_allclose(X.T @ (df.wrong.to_numpy() - p), 0, atol=1e-6)
+    H = X.T @ (X * (p * (1 - p))[:, None])
+    V = _crv1(X, X * (df.wrong.to_numpy() - p)[:, None], H, df.template.to_numpy())
+    np.testing.assert_allclose(fit.bse.to_numpy(), np.sqrt(np.diag(V)), rtol=1e-5)
+
+
+def test_clustered_errors_are_wider_than_hc3_when_clusters_share_effects():
+    df = _clustered(40, 15, 2)
+    cl, hc3 = P.fit_ols(df, "y ~ x"), P.fit_ols(df, "y ~ x", cov="HC3")
+    np.testing.assert_allclose(cl.params, hc3.params)  # the same estimates, wider intervals
+    assert cl.bse["x"] > 1.4 * hc3.bse["x"]
+    lcl, lhc0 = P.fit_logit(df, "wrong ~ x"), P.fit_logit(df, "wrong ~ x", cov="HC0")
+    assert lcl.bse["x"] > 1.3 * lhc0.bse["x"]
+
+
+def test_clustered_errors_with_one_row_per_cluster_are_hc1():
+    df = _clustered(200, 1, 3)
+    cl, hc1 = P.fit_ols(df, "y ~ x"), P.fit_ols(df, "y ~ x", cov="HC1")
+    np.testing.assert_allclose(cl.bse, hc1.bse, rtol=1e-8)
+    # Logit has no HC1 in statsmodels: HC0 with the same N / (N - K) factor.
+    lcl, lhc0 = P.fit_logit(df, "wrong ~ x"), P.fit_logit(df, "wrong ~ x", cov="HC0")
+    np.testing.assert_allclose(lcl.bse, lhc0.bse * np.sqrt(200 / 198), rtol=1e-6)
+
+
+def test_fits_refuse_missing_values_and_logit_hc3():
+    df = _clustered(10, 4, 4)
+    df.loc[df.index[3], "y"] = np.nan
+    with pytest.raises(Exception, match="(?i)missing|nan"):
+        P.fit_ols(df, "y ~ x")
+    with pytest.raises(ValueError, match="HC0"):
+        P.fit_logit(df, "wrong ~ x", cov="HC3")
+    with pytest.raises(ValueError, match="template"):
+        P.fit_ols(df.drop(columns="template").dropna(), "y ~ x")
+
+
+def test_cluster_groups_by_template_or_family_and_template():
+    df = pd.DataFrame({"family": ["lexical", "domain", "lexical", "domain"],
+                       "template": ["ioi:0", "ioi:0", "ioi:1", "x:1"]})
+    assert list(P.cluster_groups(df)) == [0, 0, 1, 2]
+    assert list(P.cluster_groups(df, by=("family", "template"))) == [0, 1, 2, 3]
+
+
+# --- Outcomes not tied to the model's confidence -------------------------------------------
+
+
+def _shares(n: int, seed: int, slope: float = 0.4, base: float = -0.5, effect: float = 0.0,
+            n_templates: int = 50) -> pd.DataFrame:
+    """Feature-table-like rows where the circuit keeps ``base + slope * model_ld`` plus noise,
+    plus ``effect`` nats per SD of io_pos that the share does not carry. model_ld rises with
+    dist_s1_s2, so with effect = 0 dist_s1_s2 predicts circuit_ld only through the model."""
+    df = _planted(n, seed)
+    df["template"] = np.random.default_rng(seed + 100).integers(0, n_templates, n).astype(str)
+    rng = np.random.default_rng(seed + 200)
+    df["model_ld"] = 4 + 0.8 * (df.dist_s1_s2 - 10) + rng.normal(0, 1.5, n)
+    df["circuit_ld"] = base + slope * df.model_ld + effect * df.io_pos + rng.normal(0, 0.5, n)
+    df["circuit_wrong"] = (df.circuit_ld <= 0).astype(float)
+    df["circuit_wrong_model_right"] = df.circuit_wrong.where(df.model_ld > 0)
+    return df
+
+
+def test_proportional_share_is_fitted_on_training_rows_only():
+    train, test = _shares(300, 10, slope=0.4), _shares(300, 11, slope=0.8, base=1.0)
+    share = P.ProportionalShare.fit(train)
+    b, a = np.polyfit(train.model_ld, train.circuit_ld, 1)
+    assert (share.slope, share.intercept) == pytest.approx((b, a), rel=1e-9)
+    np.testing.assert_allclose(share.excess(test), test.circuit_ld - (a + b * test.model_ld))
+    # Refitting on the held-out rows would give other residuals (here, centred on zero).
+    refit = P.ProportionalShare.fit(test).excess(test)
+    assert abs(refit.mean()) < 1e-9 < abs(share.excess(test).mean()) - 0.5
+    # With an intercept the training excess is orthogonal to the model's confidence.
+    ex = share.add_excess(train).circuit_excess
+    assert np.corrcoef(ex, train.model_ld)[0, 1] == pytest.approx(0, abs=1e-9)
+    origin = P.ProportionalShare.fit(train, intercept=False)
+    x, y = train.model_ld.to_numpy(), train.circuit_ld.to_numpy()
+    assert origin.slope == pytest.approx((x * y).sum() / (x * x).sum()) and origin.intercept == 0
+
+
+def test_a_constant_share_circuit_predicts_circuit_ld_but_not_its_excess():
+    train, test = _shares(800, 12), _shares(800, 13)
+    z = P.Standardizer.fit(train)
+    share = P.ProportionalShare.fit(train)
+    tr, te = (z.transform(share.add_excess(d)) for d in (train, test))
+    spec = P.formula("{y}", [c for c in P.NUMERIC if c != "filler_tokens"], ["order"])
+    ld = P.heldout_check(tr, te, "circuit_ld", spec.format(y="circuit_ld"))
+    assert ld.score > 0.5  # the tautology: confidence "predicts" the circuit's logit difference
+    assert ld.table.loc["model_ld", "verdict"] == "replicates"
+    ex = P.heldout_check(tr, te, "circuit_excess", spec.format(y="circuit_excess"))
+    assert ex.score < 0.02 and ex.score_name == "r2_heldout"
+    assert not (ex.table.verdict == "replicates").any()
+
+
+def test_heldout_check_recovers_an_effect_beyond_the_share():
+    train, test = _shares(800, 14, effect=0.5), _shares(800, 15, effect=0.5)
+    z = P.Standardizer.fit(train)
+    share = P.ProportionalShare.fit(train)
+    tr, te = (z.transform(share.add_excess(d)) for d in (train, test))
+    ex = P.heldout_check(tr, te, "circuit_excess")
+    assert ex.table.loc["io_pos", "verdict"] == "replicates"
+    per_sd = 0.5 * train.io_pos.std(ddof=0)  # the planted effect in nats per training SD
+    row = ex.table.loc["io_pos"]
+    assert abs(row.estimate_train - per_sd) < 1.5 * (row.hi_train - row.lo_train) / 2  # ~3 SE
+    assert ex.n_clusters == (50, 50) and "q_train" in ex.table.columns
+    assert ex.score > 0.2
+    # The logit outcome uses only the prompts the model gets right.
+    wr = P.heldout_check(tr, te, "circuit_wrong_model_right")
+    assert wr.fit_train.nobs == (train.model_ld > 0).sum() < len(train)
+    assert wr.score_name == "auc_heldout" and 0.6 < wr.score <= 1 and wr.converged == (True, True)
+    assert wr.table.attrs["odds_ratio"] and wr.table.loc["io_pos", "estimate_train"] < 1
+    cmp = P.compare_classifiers(tr, te)
+    assert list(cmp.index) == ["confidence alone", "features", "features + confidence"]
+    assert cmp.attrs["n"] == ((train.model_ld > 0).sum(), (test.model_ld > 0).sum())
+    assert cmp.loc["features + confidence", "auc_heldout"] == pytest.approx(wr.score)
+
+
+def test_outcomes_need_their_rows_and_columns():
+    df = _shares(50, 16)
+    with pytest.raises(Exception, match="(?i)missing|nan"):
+        P.fit_logit(df, "circuit_wrong_model_right ~ io_pos")
+    with pytest.raises(ValueError, match="add_excess"):
+        P.outcome_rows(df, "circuit_excess")
+    with pytest.raises(ValueError, match="outcome"):
+        P.outcome_rows(df, "circuit_ld")
+
+
+# --- Replication with a false-discovery-rate correction --------------------------------------
+
+
+def test_replication_uses_benjamini_hochberg_across_terms():
+    # p = 0.01, 0.04, 0.045, 0.5 -> BH q = 0.04, 0.06, 0.06, 0.5 (by hand: p * m / rank, then
+    # the running minimum from the largest p down). Every CI but the last excludes 0.
+    tab = pd.DataFrame({"estimate": [1.0, 0.8, -0.7, 0.1], "lo": [0.3, 0.05, -1.3, -0.2],
+                        "hi": [1.7, 1.5, -0.05, 0.4], "p": [0.01, 0.04, 0.045, 0.5]},
+                       index=["a", "b", "c", "d"])
+    np.testing.assert_allclose(P.bh_adjust(tab.p), [0.04, 0.06, 0.06, 0.5])
+    rep = P.replication(tab, tab)
+    assert list(rep.verdict) == ["replicates", "no clear effect", "no clear effect", "no clear effect"]
+    np.testing.assert_allclose(rep.q_heldout, [0.04, 0.06, 0.06, 0.5])
+    uncorrected = P.replication(tab, tab, fdr=None)
+    assert list(uncorrected.verdict) == ["replicates"] * 3 + ["no clear effect"]
+    flipped = tab.assign(estimate=-tab.estimate, lo=-tab.hi, hi=-tab.lo)
+    assert P.replication(tab, flipped).loc["a", "verdict"] == "opposite signs"
+    assert P.replication(tab, tab.assign(p=1.0)).loc["a", "verdict"] == "one set only"
+
+
+def test_summarise_terms_lists_the_verdicts_terms_largest_first():
+    tab = pd.DataFrame({"estimate_train": [0.2, -0.5, 0.1], "lo_train": [0.1, -0.7, -0.1],
+                        "hi_train": [0.3, -0.3, 0.3],
+                        "verdict": ["replicates", "replicates", "no clear effect"]},
+                       index=["a", "b", "c"])
+    assert P.summarise_terms(tab) == "b -0.50 [-0.70, -0.30]; a +0.20 [0.10, 0.30]"
+    assert P.summarise_terms(tab, "opposite signs") == "none"
+    odds = tab.assign(estimate_train=[2.0, 0.4, 1.1], lo_train=[1.5, 0.3, 0.9],
+                      hi_train=[2.5, 0.6, 1.3])
+    odds.attrs["odds_ratio"] = True
+    assert P.summarise_terms(odds) == "b x0.40 [0.30, 0.60]; a x2.00 [1.50, 2.50]"
+
+
+def test_heldout_check_reports_a_logit_that_does_not_converge():
+    train, test = _shares(400, 17), _shares(400, 18)
+    z = P.Standardizer.fit(train)
+    tr, te = z.transform(train), z.transform(test)
+    # A rare flag that, in the held-out set, only ever marks circuit-right prompts: separation.
+    tr["distractor"] = (np.arange(len(tr)) % 20 == 0).astype(float)
+    te["distractor"] = ((te.circuit_wrong == 0) & (np.arange(len(te)) % 10 == 0)).astype(float)
+    wr = P.heldout_check(tr, te, "circuit_wrong_model_right",
+                         spec="circuit_wrong_model_right ~ model_ld + distractor")
+    assert wr.converged == (True, False) and wr.separated == ([], ["distractor"])
+    # Its sandwich error collapses (here to about 0.5 on a coefficient past -20), so without the
+    # guard it would be the "clearest" held-out effect; it must not count as one.
+    assert wr.fit_heldout.params["distractor"] < -P.SEPARATION_BOUND
+    row = wr.table.loc["distractor"]
+    assert np.isnan(row.q_heldout) and row.hi_heldout == np.inf and row.lo_heldout == 0
+    assert row.verdict in ("no clear effect", "one set only")
+    assert wr.table.loc["model_ld", "verdict"] == "replicates"  # the other terms keep theirs

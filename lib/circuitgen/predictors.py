@@ -4,17 +4,28 @@ The input is scored prompts from :func:`circuitgen.sweeps.run_sweep` (any mix of
 families). The pipeline:
 
 - :func:`feature_table`: one row per scored prompt with the responses (``circuit_ld``, the
-  circuit's logit difference; ``circuit_wrong``, whether it is <= 0) and the features (:data:`NUMERIC`,
-  :data:`CATEGORICAL`). Nothing is dropped silently: a missing feature column raises, a missing
-  category becomes the level ``"unknown"``, unscorable rows are counted in ``attrs``.
+  circuit's logit difference; ``circuit_wrong``, whether it is <= 0;
+  ``circuit_wrong_model_right``, the same among prompts the model gets right) and the features
+  (:data:`NUMERIC`, :data:`CATEGORICAL`). Nothing is dropped silently: a missing feature column
+  raises, a missing category becomes the level ``"unknown"``, unscorable rows are counted in
+  ``attrs``.
+- :data:`OUTCOMES`: the two outcomes not mechanically tied to the model's confidence (week 12's
+  headline). ``circuit_ld`` itself is not one: any circuit that keeps a constant share of the
+  model's effect makes it track the model's logit difference, so "confidence predicts circuit_ld"
+  says nothing about where the circuit fails. :class:`ProportionalShare` fits that share on the
+  training prompts and gives ``circuit_excess``, the circuit's logit difference beyond it.
 - :class:`Standardizer`: z-scores the numeric features with the **training** set's mean and SD,
   so a coefficient reads "nats per standard deviation" and held-out prompts use the same scale.
-- :func:`fit_ols` / :func:`fit_logit`: statsmodels fits (OLS with HC3 robust errors; logistic);
+- :func:`fit_ols` / :func:`fit_logit`: statsmodels fits with standard errors clustered by
+  template (:func:`cluster_groups`; prompts of one template share its wording and, in the scorer,
+  its ablation means, so they are not independent); HC3 (OLS) stays an option;
   :func:`coef_table` gives each term's estimate and 95% CI; :func:`partial_eta_squared` the
   type-II ANOVA share of variance each term explains given the others (an effect size).
 - :func:`heldout_r2`, :func:`auc`, :func:`compare_models`: how well a fit on one prompt set
   predicts another, generated with a different seed.
-- :func:`replication`: terms whose CI excludes 0 with the same sign in both sets.
+- :func:`replication`: terms that are clearly non-zero with the same sign in both sets, after a
+  Benjamini-Hochberg correction across each fit's terms; :func:`heldout_check` runs the whole
+  seed-0-train / seed-1-test check for one outcome.
 - :func:`vif`: variance inflation factors, to say which coefficients collinearity blurs.
 - :func:`score_families`: the data: every variation family generated with one seed and scored
   family by family (so the ablation means are each family's own, as in weeks 8-11).
@@ -51,6 +62,19 @@ REQUIRED = ("family", "condition", "template", "order", "dist_s1_s2", "io_pos", 
             "io_rank", "s_rank", "status", "logit_diff", "circuit_logit_diff")
 # The reference level of each categorical (the first listed that is present).
 REFERENCE_LEVELS = {"order": "BABA", "gender_pair": "mixed", "family": "lexical"}
+# Outcomes that a circuit keeping a constant share of the model's effect does not predict by
+# construction; each with how it is fitted.
+OUTCOMES = {
+    "circuit_wrong_model_right": ("logit", "the circuit alone prefers S (circuit_ld <= 0) on a "
+                                  "prompt the model gets right (model_ld > 0)"),
+    "circuit_excess": ("ols", "circuit_ld minus the proportional share of model_ld fitted on the "
+                       "training prompts (nats)"),
+}
+# Prompts of one template id share its wording (the canonical ids ioi:k recur, same text, in the
+# syntactic, domain and adversarial families) and, within a family, its ablation means: they are
+# the clusters. Template ids nest (family, template), so clustering by template covers both;
+# by=("family", "template") gives the finer clusters.
+CLUSTER_BY = ("template",)
 
 
 def feature_table(scores: pd.DataFrame) -> pd.DataFrame:
@@ -79,6 +103,9 @@ def feature_table(scores: pd.DataFrame) -> pd.DataFrame:
     out["model_ld"] = ok["logit_diff"].astype(float)
     out["circuit_ld"] = ok["circuit_logit_diff"].astype(float)
     out["circuit_wrong"] = (out["circuit_ld"] <= 0).astype(float)
+    # Defined only where the model is right: NaN elsewhere, so a fit cannot use those rows
+    # unnoticed (fit_logit refuses missing values; select them with model_right()).
+    out["circuit_wrong_model_right"] = out["circuit_wrong"].where(out["model_ld"] > 0)
     for col in ("prompt", "io", "s"):
         if col in ok.columns:
             out[col] = ok[col]
@@ -132,22 +159,104 @@ def _check_levels(train: pd.DataFrame, test: pd.DataFrame, columns) -> None:
 
 
 def _levels_present(df: pd.DataFrame, categorical) -> list[str]:
-    """Categoricals with more than one level here (a single level has no contrast to fit)."""
-    return [c for c in categorical if df[c].nunique() > 1]
+    """Categoricals present with more than one level here (one level has no contrast to fit)."""
+    return [c for c in categorical if c in df.columns and df[c].nunique() > 1]
 
 
-def fit_ols(df: pd.DataFrame, spec: str):
-    """OLS with heteroscedasticity-robust (HC3) standard errors."""
+def model_right(df: pd.DataFrame) -> pd.DataFrame:
+    """The prompts the model gets right: where :func:`feature_table` defined
+    ``circuit_wrong_model_right`` (from the raw ``model_ld > 0``; after a :class:`Standardizer`
+    the sign of ``model_ld`` no longer says that). A circuit failing where the model fails too
+    says nothing about the circuit."""
+    if "circuit_wrong_model_right" not in df.columns:
+        raise ValueError("the table has no circuit_wrong_model_right column; build it with "
+                         "feature_table().")
+    return df[df["circuit_wrong_model_right"].notna()]
+
+
+@dataclass(frozen=True)
+class ProportionalShare:
+    """``circuit_ld ~ intercept + slope * model_ld``, fitted once on the training prompts.
+
+    :meth:`excess` is the circuit's logit difference beyond that share: the part a circuit that
+    keeps a constant share of the model's effect would not have, so features that predict it
+    say something about the circuit rather than about the model's confidence. The default fit
+    has an intercept: the share "proportional" to the model is proportional relative to the
+    all-ablated baseline F(∅) (Hanna et al.'s normalised faithfulness, (C - ∅) = k (M - ∅), is
+    C = k M + (1 - k) ∅, an affine line), and on the training set the excess is then
+    uncorrelated with ``model_ld`` by construction. ``intercept=False`` is the through-origin
+    share (Wang et al.'s ratio of means reads C = k M). The slope and intercept are **not**
+    refitted on held-out prompts: their residuals are honest out-of-sample errors.
+    """
+
+    slope: float
+    intercept: float
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, intercept: bool = True) -> "ProportionalShare":
+        x, y = train["model_ld"].to_numpy(float), train["circuit_ld"].to_numpy(float)
+        if not intercept:
+            return cls(slope=float(x @ y / (x @ x)), intercept=0.0)
+        X = np.column_stack([np.ones_like(x), x])
+        (a, b), *_ = np.linalg.lstsq(X, y, rcond=None)
+        return cls(slope=float(b), intercept=float(a))
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """The share's circuit logit difference (so :func:`heldout_r2` can score the share)."""
+        return self.intercept + self.slope * df["model_ld"].to_numpy(float)
+
+    def excess(self, df: pd.DataFrame) -> pd.Series:
+        return pd.Series(df["circuit_ld"].to_numpy(float) - self.predict(df), index=df.index,
+                         name="circuit_excess")
+
+    def add_excess(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with a ``circuit_excess`` column."""
+        return df.assign(circuit_excess=self.excess(df))
+
+
+def cluster_groups(df: pd.DataFrame, by=CLUSTER_BY) -> np.ndarray:
+    """Integer cluster ids, row-aligned with ``df``, from the column(s) ``by``."""
+    cols = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"clustering by {cols} needs column(s) {missing}; pass a feature table "
+                         "(it carries family and template) or choose cov='HC3'.")
+    keys = df[cols].astype(str).agg("\x1f".join, axis=1)
+    return pd.factorize(keys)[0]
+
+
+COV_TYPES = ("cluster", "HC3", "HC1", "HC0", "nonrobust")
+
+
+def _cov_args(df: pd.DataFrame, cov: str, by, logit: bool = False) -> dict:
+    """statsmodels fit keywords. Clustered fits use t with G - 1 degrees of freedom (CRV1, with
+    statsmodels' G/(G-1) * (N-1)/(N-K) correction), as Cameron & Miller (2015) advise."""
+    if cov not in COV_TYPES:
+        raise ValueError(f"cov must be one of {COV_TYPES}, not {cov!r}.")
+    if logit and cov in ("HC1", "HC2", "HC3"):
+        raise ValueError(f"statsmodels' Logit has no {cov} (it would silently compute HC0); "
+                         "use cov='cluster', 'HC0' or 'nonrobust'.")
+    if cov == "cluster":
+        return {"cov_type": "cluster", "cov_kwds": {"groups": cluster_groups(df, by)},
+                "use_t": True}
+    return {"cov_type": cov}
+
+
+def fit_ols(df: pd.DataFrame, spec: str, cov: str = "cluster", by=CLUSTER_BY):
+    """OLS; standard errors clustered by ``by`` (default: template), or ``cov="HC3"``.
+    Missing values raise: a row silently dropped would shift the cluster ids off their rows."""
     import statsmodels.formula.api as smf
 
-    return smf.ols(spec, data=df).fit(cov_type="HC3")
+    return smf.ols(spec, data=df, missing="raise").fit(**_cov_args(df, cov, by))
 
 
-def fit_logit(df: pd.DataFrame, spec: str):
-    """Logistic regression (maximum likelihood)."""
+def fit_logit(df: pd.DataFrame, spec: str, cov: str = "cluster", by=CLUSTER_BY):
+    """Logistic regression (maximum likelihood), errors clustered as in :func:`fit_ols`. For
+    ``circuit_wrong_model_right`` pass :func:`model_right` rows (other rows are NaN and raise)."""
     import statsmodels.formula.api as smf
 
-    return smf.logit(spec, data=df).fit(disp=0, maxiter=200)
+    return smf.logit(spec, data=df, missing="raise").fit(disp=0, maxiter=200,
+                                                          **_cov_args(df, cov, by, logit=True))
 
 
 def term_label(term: str) -> str:
@@ -174,7 +283,7 @@ def coef_table(fit, exp: bool = False) -> pd.DataFrame:
 def partial_eta_squared(fit) -> pd.Series:
     """Type-II ANOVA partial eta^2 per term: SS_term / (SS_term + SS_residual). Sums of squares
     do not depend on the covariance estimator, so the model is refitted with the classical one
-    (statsmodels' ANOVA would otherwise turn HC3 errors into Wald statistics)."""
+    (statsmodels' ANOVA would otherwise turn robust or clustered errors into Wald statistics)."""
     import statsmodels.api as sm
 
     aov = sm.stats.anova_lm(fit.model.fit(), typ=2)
@@ -215,13 +324,16 @@ def vif(df: pd.DataFrame, columns=tuple(NUMERIC)) -> pd.Series:
 
 
 def model_specs(response: str, df: pd.DataFrame) -> dict[str, str]:
-    """The nested comparison: the sweep's labels (condition, + template) against generic features
-    without and with the model's own confidence."""
+    """The nested comparison: the sweep's labels (condition, + template), the model's own
+    confidence alone, and generic features without and with it. For ``circuit_ld`` the
+    "confidence alone" row is the tautology (a constant-share circuit scores high on it); for the
+    :data:`OUTCOMES` it is only a covariate."""
     numeric = [c for c in NUMERIC if c != "model_ld" and df[c].std() > 0]
     cats = _levels_present(df, CATEGORICAL)
     return {
         "condition labels": f"{response} ~ C(condition)",
         "condition + template": f"{response} ~ C(condition) + C(template)",
+        "confidence alone": f"{response} ~ model_ld",
         "features": formula(response, numeric, cats),
         "features + confidence": formula(response, numeric + ["model_ld"], cats),
     }
@@ -240,7 +352,7 @@ def compare_models(train: pd.DataFrame, test: pd.DataFrame, response: str = "cir
     for name, spec in specs.items():
         with warnings.catch_warnings():  # reported in the table instead
             warnings.simplefilter("ignore", category=SingularMatrixWarning)
-            fit = fit_ols(train, spec)
+            fit = fit_ols(train, spec, cov="nonrobust")  # only its predictions are used
         row = {"model": name, "n_params": int(fit.df_model) + 1,
                "rank_deficient": bool(fit.model.rank < fit.model.exog.shape[1]),
                "r2_train": fit.rsquared, "r2_heldout": heldout_r2(fit, test, response)}
@@ -250,23 +362,176 @@ def compare_models(train: pd.DataFrame, test: pd.DataFrame, response: str = "cir
     return pd.DataFrame(rows).set_index("model")
 
 
-def replication(a: pd.DataFrame, b: pd.DataFrame, names=("train", "heldout")) -> pd.DataFrame:
-    """Two coefficient tables side by side; ``verdict``: ``replicates`` (both CIs exclude the null
-    on the same side), ``one set only``, ``opposite signs`` or ``no clear effect``. The null is 0,
-    or 1 for odds ratios (``coef_table(..., exp=True)``)."""
+def bh_adjust(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q) across one fit's terms: with a dozen terms, one
+    whose 95% CI just excludes 0 by chance is likely somewhere. NaN p-values stay NaN and do not
+    count as tests (:func:`circuitgen.stats.benjamini_hochberg`, the book's one BH)."""
+    from circuitgen.stats import benjamini_hochberg
+
+    return benjamini_hochberg(np.asarray(p, dtype=float))[1]
+
+
+def _sides(tab: pd.DataFrame, null: float, fdr: float | None) -> np.ndarray:
+    """+1 / -1 where a term is clearly above / below the null, else 0: by BH-adjusted p at most
+    ``fdr`` when the table has p-values and ``fdr`` is set, otherwise by its CI."""
+    if fdr is not None and "p" in tab.columns:
+        sig = bh_adjust(tab["p"]) <= fdr  # rejected at FDR level fdr, as in circuitgen.stats
+        return np.where(sig, np.sign(tab["estimate"].to_numpy(float) - null), 0).astype(int)
+    return np.where(tab["lo"] > null, 1, np.where(tab["hi"] < null, -1, 0))
+
+
+def replication(a: pd.DataFrame, b: pd.DataFrame, names=("train", "heldout"),
+                fdr: float | None = 0.05) -> pd.DataFrame:
+    """Two coefficient tables side by side; ``verdict``: ``replicates`` (clearly away from the
+    null on the same side in both), ``one set only``, ``opposite signs`` or ``no clear effect``.
+    The null is 0, or 1 for odds ratios (``coef_table(..., exp=True)``).
+
+    "Clearly" means a Benjamini-Hochberg adjusted p (``q_<name>``, across each table's terms)
+    at most ``fdr``, which is the same as the term's FCR-adjusted CI (Benjamini & Yekutieli 2005)
+    excluding the null; with ``fdr=None`` or tables without p-values, the given 95% CIs."""
     null = 1.0 if a.attrs.get("odds_ratio") else 0.0
     x, y = names
     out = a[["estimate", "lo", "hi"]].add_suffix(f"_{x}").join(
         b[["estimate", "lo", "hi"]].add_suffix(f"_{y}"), how="outer")
-
-    def side(lo, hi):
-        return np.where(lo > null, 1, np.where(hi < null, -1, 0))
-
-    sa = side(out[f"lo_{x}"], out[f"hi_{x}"])
-    sb = side(out[f"lo_{y}"], out[f"hi_{y}"])
+    sides = {}
+    for name, tab in ((x, a), (y, b)):
+        sides[name] = pd.Series(_sides(tab, null, fdr), index=tab.index).reindex(out.index,
+                                                                                 fill_value=0)
+        if fdr is not None and "p" in tab.columns:
+            out[f"q_{name}"] = pd.Series(bh_adjust(tab["p"]), index=tab.index)
+    sa, sb = sides[x].to_numpy(), sides[y].to_numpy()
+    out.attrs["odds_ratio"] = bool(a.attrs.get("odds_ratio"))
     out["verdict"] = np.select(
         [(sa != 0) & (sa == sb), (sa != 0) & (sb != 0), (sa != 0) | (sb != 0)],
         ["replicates", "opposite signs", "one set only"], "no clear effect")
+    return out
+
+
+def summarise_terms(table: pd.DataFrame, verdict: str = "replicates", name: str = "train",
+                    digits: int = 2) -> str:
+    """The terms of a :func:`replication` table with ``verdict``, as prose for a glued sentence:
+    ``"io_pos +0.33 [0.21, 0.45]; ..."`` (odds ratios as ``"x0.74 [...]"``), largest effect first;
+    ``"none"`` if there are none. Prose built from the table cannot drift from it."""
+    rows = table[table["verdict"] == verdict]
+    if rows.empty:
+        return "none"
+    est, lo, hi = (rows[f"{c}_{name}"] for c in ("estimate", "lo", "hi"))
+    odds = bool(table.attrs.get("odds_ratio"))
+    size = np.abs(np.log(est)) if odds else np.abs(est)
+    fmt = (lambda v: f"x{v:.{digits}f}") if odds else (lambda v: f"{v:+.{digits}f}")
+    return "; ".join(f"{t} {fmt(est[t])} [{lo[t]:.{digits}f}, {hi[t]:.{digits}f}]"
+                     for t in size.sort_values(ascending=False).index)
+
+
+SEPARATION_BOUND = 10.0
+
+
+def separated_terms(fit, bound: float = SEPARATION_BOUND) -> list[str]:
+    """Logit terms whose coefficient ran past ``bound`` (log-odds per SD, an odds ratio beyond
+    e^10): the sign of (quasi-)separation, where the likelihood rises without limit. Their
+    sandwich errors collapse (the scores vanish), so a separated term would otherwise look
+    like the clearest effect of all. OLS fits have none."""
+    if not hasattr(fit, "mle_retvals"):
+        return []
+    params = fit.params.drop("Intercept", errors="ignore")
+    return [term_label(t) for t in params.index[np.abs(params.to_numpy()) > bound]]
+
+
+def _drop_inference(tab: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
+    """``tab`` with no p-value and an unbounded CI for ``terms``."""
+    tab = tab.copy()
+    odds = bool(tab.attrs.get("odds_ratio"))
+    tab.loc[terms, ["lo", "hi", "p"]] = [0.0 if odds else -np.inf, np.inf, np.nan]
+    return tab
+
+
+def outcome_rows(df: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """The rows of a feature table where ``outcome`` (one of :data:`OUTCOMES`) is defined."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {list(OUTCOMES)}, not {outcome!r}.")
+    if outcome not in df.columns:
+        raise ValueError(f"the table has no {outcome!r} column; for circuit_excess add it with "
+                         "ProportionalShare.fit(train).add_excess(table) (one share, fitted on "
+                         "the training set, for both sets).")
+    return model_right(df) if outcome == "circuit_wrong_model_right" else df
+
+
+@dataclass
+class HeldoutCheck:
+    """One outcome fitted on the training prompts and on the held-out prompts (same spec).
+    ``score``: the **training** fit's held-out R^2 (OLS) or AUC (logit); ``table``: the two
+    fits' coefficients (odds ratios for a logit) and :func:`replication` verdicts; ``converged``:
+    whether each logit reached its maximum; ``separated``: each fit's terms that separate the
+    outcome (see :func:`separated_terms`), reported with an unbounded CI and no p-value."""
+
+    outcome: str
+    spec: str
+    fit_train: object
+    fit_heldout: object
+    table: pd.DataFrame
+    score_name: str
+    score: float
+    n_clusters: tuple[int, int]
+    converged: tuple[bool, bool] = (True, True)
+    separated: tuple[list, list] = ([], [])
+
+
+def heldout_check(train: pd.DataFrame, heldout: pd.DataFrame, outcome: str,
+                  spec: str | None = None, cov: str = "cluster", by=CLUSTER_BY,
+                  fdr: float | None = 0.05) -> HeldoutCheck:
+    """The seed-0-train / seed-1-test check of one :data:`OUTCOMES` entry, by default with the
+    "features + confidence" spec (confidence as a covariate only); any other numeric column
+    (``circuit_ld``, for contrast) is fitted by OLS on all rows. Both tables must be
+    standardised with the training set's :class:`Standardizer`, and for ``circuit_excess`` carry
+    the training set's :class:`ProportionalShare` excess."""
+    kind = OUTCOMES.get(outcome, ("ols",))[0]  # another column (circuit_ld): OLS on all rows
+    tr, te = ((outcome_rows(train, outcome), outcome_rows(heldout, outcome))
+              if outcome in OUTCOMES else (train, heldout))
+    _check_levels(tr, te, _levels_present(tr, CATEGORICAL))
+    spec = spec or model_specs(outcome, tr)["features + confidence"]
+    fitter = fit_logit if kind == "logit" else fit_ols
+    with warnings.catch_warnings():  # reported in ``converged`` instead
+        if kind == "logit":
+            from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", PerfectSeparationWarning)
+        fa, fb = fitter(tr, spec, cov, by), fitter(te, spec, cov, by)
+    converged = tuple(bool(getattr(f, "mle_retvals", {}).get("converged", True)) for f in (fa, fb))
+    separated = tuple(separated_terms(f) for f in (fa, fb))
+    tabs = [_drop_inference(coef_table(f, exp=kind == "logit"), sep)
+            for f, sep in zip((fa, fb), separated)]
+    table = replication(*tabs, fdr=fdr)
+    if kind == "logit":
+        name, score = "auc_heldout", auc(te[outcome], fa.predict(te))
+    else:
+        name, score = "r2_heldout", heldout_r2(fa, te, outcome)
+    n_cl = tuple(int(len(np.unique(cluster_groups(d, by)))) for d in (tr, te))
+    return HeldoutCheck(outcome, spec, fa, fb, table, name, float(score), n_cl, converged,
+                        separated)
+
+
+def compare_classifiers(train: pd.DataFrame, test: pd.DataFrame,
+                        response: str = "circuit_wrong_model_right",
+                        specs: dict[str, str] | None = None) -> pd.DataFrame:
+    """The held-out AUC of logistic fits of a binary outcome (default: circuit wrong on prompts
+    the model gets right, so only those rows): confidence alone, features, features + confidence.
+    The condition-label specs are left out: conditions where the circuit is never wrong separate
+    perfectly and make the logit's estimates diverge."""
+    if response in OUTCOMES:
+        train, test = outcome_rows(train, response), outcome_rows(test, response)
+    if specs is None:
+        full = model_specs(response, train)
+        specs = {k: full[k] for k in ("confidence alone", "features", "features + confidence")}
+    _check_levels(train, test, _levels_present(train, CATEGORICAL))
+    rows = []
+    for name, spec in specs.items():
+        fit = fit_logit(train, spec, cov="nonrobust")  # only its predictions are used
+        rows.append({"model": name, "n_params": int(fit.df_model) + 1,
+                     "auc_train": auc(train[response], fit.predict(train)),
+                     "auc_heldout": auc(test[response], fit.predict(test))})
+    out = pd.DataFrame(rows).set_index("model")
+    out.attrs["n"] = (len(train), len(test))
     return out
 
 
@@ -332,6 +597,11 @@ def ablation_agreement(a: pd.DataFrame, b: pd.DataFrame, names=("mean", "resampl
     return table, summary
 
 
-__all__ = ["score_families", "ablation_agreement", "NUMERIC", "CATEGORICAL", "REFERENCE_LEVELS", "feature_table", "Standardizer",
-           "formula", "fit_ols", "fit_logit", "coef_table", "partial_eta_squared", "heldout_r2",
-           "auc", "vif", "model_specs", "compare_models", "replication", "term_label"]
+__all__ = ["score_families", "ablation_agreement", "NUMERIC", "CATEGORICAL", "REFERENCE_LEVELS",
+           "OUTCOMES", "CLUSTER_BY", "COV_TYPES", "SEPARATION_BOUND", "feature_table",
+           "Standardizer",
+           "ProportionalShare", "model_right", "outcome_rows", "cluster_groups", "formula",
+           "fit_ols", "fit_logit", "coef_table", "partial_eta_squared", "heldout_r2", "auc",
+           "vif", "model_specs", "compare_models", "compare_classifiers", "bh_adjust",
+           "replication", "summarise_terms", "HeldoutCheck", "heldout_check", "separated_terms",
+           "term_label"]
