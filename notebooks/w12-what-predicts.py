@@ -289,6 +289,38 @@ with pd.option_context("display.width", 200, "display.max_rows", 100):
     print(replication_table.round(3).to_string())
 
 # %% [markdown]
+# ## Do the sweeps' condition contrasts replicate?
+# Weeks 8-11 compared every condition with its family's reference condition on the seed-`SEED`
+# prompts. The held-out prompts are a fresh draw of the same conditions, so each contrast can be
+# checked: the difference from the reference on both draws side by side, each with its
+# Benjamini-Hochberg q within its family, and a verdict (`replicates`: same sign and q < 0.05 on
+# both; `direction only`: same sign, clear on one).
+
+# %%
+REFERENCE_CONDITION = {"lexical": "objects_base", "syntactic": "order_abba", "domain": "everyday",
+                       "adversarial": "base"}
+contrast_rep = pd.concat({
+    family: sweeps.replication_table(train_scores[train_scores.family == family],
+                                     heldout_scores[heldout_scores.family == family],
+                                     base=base, stats=("accuracy", "faithfulness"), seed=SEED)
+    for family, base in REFERENCE_CONDITION.items()}, names=["family"])
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cols = ["difference_seed0", "q_seed0", "difference_seed1", "q_seed1", "verdict"]
+with pd.option_context("display.width", 200, "display.max_rows", 200):
+    print(contrast_rep[cols].round(3).to_string())
+print(contrast_rep.verdict.value_counts().to_string())
+
+# %%
+clear0 = contrast_rep[contrast_rep.q_seed0 < 0.05]
+keep("n_contrasts", len(contrast_rep))
+keep("n_contrasts_clear_seed0", len(clear0))
+keep("n_contrasts_replicate", int(contrast_rep.replicates.sum()))
+keep("contrasts_replicate", ", ".join(f"{f}/{c} ({st})" for (f, st, c) in
+                                      contrast_rep.index[contrast_rep.replicates]) or "none")
+
+# %% [markdown]
 # ## How much clustering by template changes the intervals
 # The same excess regression on the training prompts with heteroscedasticity-robust (HC3)
 # errors, which treat every prompt as independent, against the clustered errors used above.
@@ -428,6 +460,12 @@ keep("abba_verdict", both.loc["order=ABBA", "verdict"])
 #   in one set only: {glue:text}`wrong_one_set`. Terms that separate the outcome in a set (no
 #   finite estimate there): {glue:text}`wrong_separated`. The model's confidence has an odds ratio
 #   of {glue:text}`wrong_conf_or:.2f` per SD ({glue:text}`wrong_conf_verdict`).
+# - **Do the sweeps' condition contrasts replicate?** Of {glue:text}`n_contrasts:d` condition
+#   contrasts (accuracy and faithfulness against each family's reference condition),
+#   {glue:text}`n_contrasts_clear_seed0:d` are clear (BH q < 0.05) on the seed-0 prompts of weeks
+#   8-11, and {glue:text}`n_contrasts_replicate:d` are clear with the same sign on the held-out
+#   draw: {glue:text}`contrasts_replicate`. A contrast clear on one draw only is reported as not
+#   replicated.
 # - **Prediction on new prompts.** For the excess, held-out $R^2$ is
 #   {glue:text}`excess_r2_conditions:.2f` from the condition labels,
 #   {glue:text}`excess_r2_templates:.2f` with templates, {glue:text}`excess_r2_confidence:.2f` from
