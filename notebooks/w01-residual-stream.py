@@ -125,14 +125,41 @@ print("logit difference stays positive from stack entry:", lens["entry"][first_p
 print("answer stays top-1 from stack entry:", lens["entry"][first_top])
 print(f"final logit difference: {lens['logit_diff'].iloc[-1]:.2f}")
 
+# %%
+from myst_nb import glue
+
+
+def entry_text(entry: str) -> str:
+    return "the final output" if entry == "final_post" else f"the stream entering layer {entry.split('_')[0]}"
+
+
+before = lens["logit_diff"][:first_positive]
+glue("w01_logit_diff", float(lens["logit_diff"].iloc[-1]), display=False)
+glue("w01_n_layers", n_layers, display=False)
+glue("w01_positive_from", entry_text(lens["entry"][first_positive]), display=False)
+glue("w01_n_positive", len(lens) - first_positive, display=False)
+glue("w01_n_entries", len(lens), display=False)
+glue("w01_top_from", entry_text(lens["entry"][first_top]), display=False)
+glue("w01_n_before", first_positive, display=False)
+glue("w01_n_before_other", int((before < 0).sum()), display=False)
+glue("w01_mlp_attn_ratio", float(ratio), display=False)
+glue("w01_top_attn_layer", int(writes["attention"].idxmax()), display=False)
+glue("w01_top_mlp_layer", int(writes["mlp"].idxmax()), display=False)
+
 # %% [markdown]
 # ## What we found
 # - The last stack entry of the logit lens reproduces the model's own logits (TransformerLens
-#   checks this), so the lens is reading the real readout.
+#   checks this), so the lens is reading the real readout: a logit difference of
+#   {glue:text}`w01_logit_diff:.2f` nats for " Mary" over " John".
 # - On this prompt the answer is only decided late: the logit difference in favour of " Mary"
-#   becomes stably positive in the last few layers, and " Mary" becomes the top token only at the
-#   output. Earlier layers often favour the repeated name " John", the trap the IOI circuit must
-#   overcome.
-# - Summed over layers, the MLPs write more (in norm) at END than attention does (ratio printed
-#   above), and the final MLP's write is the largest single one. Norm is not importance, which is
-#   why week 5 measures importance causally, with patching.
+#   stays positive only from {glue:text}`w01_positive_from` on (the last
+#   {glue:text}`w01_n_positive` of {glue:text}`w01_n_entries` stack entries, for a model of
+#   {glue:text}`w01_n_layers` layers), and " Mary" stays the top token only from
+#   {glue:text}`w01_top_from`. Before that, {glue:text}`w01_n_before_other` of the
+#   {glue:text}`w01_n_before` earlier entries favour the repeated name " John", the trap the IOI
+#   circuit must overcome.
+# - Summed over layers, the MLPs' writes at END total {glue:text}`w01_mlp_attn_ratio:.1f` times
+#   the attention layers' (in norm); the largest MLP write comes from layer
+#   {glue:text}`w01_top_mlp_layer` and the largest attention write from layer
+#   {glue:text}`w01_top_attn_layer`. Norm is not importance, which is why week 5 measures
+#   importance causally, with patching.

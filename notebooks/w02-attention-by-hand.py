@@ -292,20 +292,43 @@ for name, wrong in wrong_runs.items():
           f"pattern off by more than 0.01: {A.max_diff(wrong, 'pattern') > 0.01}, "
           f"every step matches {wrong.all_match}")
 
+# %%
+from myst_nb import glue
+
+wrong_theta = next((w for n, w in wrong_runs.items() if n.startswith("theta")), None)
+wrong_kv = next((w for n, w in wrong_runs.items() if n.startswith("KV")), None)
+glue("w02_layer", layer, display=False)
+glue("w02_n_steps", len(table), display=False)
+glue("w02_n_match", int(table["matches"].sum()), display=False)
+glue("w02_pattern_diff", A.max_diff(check, "pattern"), display=False)
+glue("w02_theta_hf", f"{A.rope_theta(model):g}" if A.is_rotary(model) else "none", display=False)
+glue("w02_theta_bridge", f"{float(cfg.rotary_base):g}" if A.is_rotary(model) else "none", display=False)
+glue("w02_theta_wrong_diff", A.max_diff(wrong_theta, "pattern") if wrong_theta else float("nan"),
+     display=False)
+glue("w02_kv_wrong_diff", A.max_diff(wrong_kv, "pattern") if wrong_kv else float("nan"), display=False)
+glue("w02_n_heads", n_heads, display=False)
+glue("w02_n_kv", n_kv, display=False)
+
 # %% [markdown]
 # ## What we found
-# - The rebuild from `hook_resid_pre` reproduces every hook of the layer (`hook_q`, `hook_k`,
-#   `hook_v`, the rotated q and k, `hook_attn_scores`, `hook_pattern`, `hook_z`, `hook_attn_out`)
-#   within the stated float32 tolerance: the hooks later weeks read hold exactly the textbook
-#   computation on the weights the bridge exposes (`W_Q`, `W_K`, `W_V`, `W_O`), with the norm's
-#   weight folded into them by compatibility mode.
+# - The rebuild of layer {glue:text}`w02_layer` from `hook_resid_pre` reproduces
+#   {glue:text}`w02_n_match` of the {glue:text}`w02_n_steps` hooks it is compared with (`hook_q`,
+#   `hook_k`, `hook_v`, the rotated q and k, `hook_attn_scores`, `hook_pattern`, `hook_z`,
+#   `hook_attn_out`, and the norm's two hooks) within the stated float32 tolerance (the pattern
+#   to within {glue:text}`w02_pattern_diff:.1e`): the hooks later weeks read hold exactly the
+#   textbook computation on the weights the bridge exposes (`W_Q`, `W_K`, `W_V`, `W_O`), with the
+#   norm's weight folded into them by compatibility mode.
 # - **The rotary base is a trap.** For SmolLM2 the forward pass rotates with the Hugging Face
-#   config's `rope_parameters['rope_theta']`, while the bridge's `cfg.rotary_base` reports another
-#   value; rebuilding with the bridge's value moves the pattern by far more than the tolerance
-#   (see the last table). Code that needs $\theta$ should read it from the HF config, as
-#   `circuitgen.attention.rope_theta` does, or from the model's own `hook_cos`/`hook_sin`.
-# - **GQA grouping is contiguous**: consecutive query heads share a KV head. Sharing them the
-#   other way round gives a different pattern, so a head's "KV group" is a fact we can use later
-#   (heads in one group attend with the same keys).
+#   config's `rope_parameters['rope_theta']` ({glue:text}`w02_theta_hf`), while the bridge's
+#   `cfg.rotary_base` reports {glue:text}`w02_theta_bridge`; rebuilding with the bridge's value
+#   moves the pattern by up to {glue:text}`w02_theta_wrong_diff:.2f` in attention weight, far more
+#   than the tolerance (see the last table). Code that needs $\theta$ should read it from the HF
+#   config, as `circuitgen.attention.rope_theta` does, or from the model's own
+#   `hook_cos`/`hook_sin`.
+# - **GQA grouping is contiguous**: consecutive query heads share a KV head
+#   ({glue:text}`w02_n_heads` query heads, {glue:text}`w02_n_kv` KV heads). Sharing them the other
+#   way round changes the pattern by up to {glue:text}`w02_kv_wrong_diff:.2f`, so a head's "KV
+#   group" is a fact we can use later (heads in one group attend with the same keys).
 # - For GPT-2 (`MODEL="tiny-gpt2"` or `"gpt2"`) the same code takes the LayerNorm and
-#   bias path, positions need no special treatment in attention, and the rebuild also matches.
+#   bias path, positions need no special treatment in attention, and the rebuild also matches
+#   (the library's tests check it on a tiny GPT-2).

@@ -137,22 +137,64 @@ for name, layer, score in zip(top_ind["head"], top_ind["layer"], top_ind["score"
     below = prev[(prev["layer"] < layer) & (prev["score"] > 0.5)]["head"].tolist()
     print(f"induction head {name} ({score:.2f}): strong previous-token heads below it: {below or 'none'}")
 
+# %%
+from myst_nb import glue
+
+EARLY = 3  # the first tokens of the second copy, shown apart from the rest
+n = result.seq_len
+top5 = {kind: ind.top_heads(result.scores[kind], k=5) for kind in ind.HEAD_KINDS}
+listed = {kind: ", ".join(f"{h} ({s:.2f})" for h, s in zip(top["head"], top["score"]))
+          for kind, top in top5.items()}
+best = {kind: top.iloc[0] for kind, top in top5.items()}
+below = prev[(prev["layer"] < best["induction"]["layer"]) & (prev["score"] > 0.5)]["head"].tolist()
+glue("w03_loss_first", halves["first_half"], display=False)
+glue("w03_loss_second", halves["second_half"], display=False)
+glue("w03_loss_uniform", math.log(len(ind.token_pool(model))), display=False)
+glue("w03_loss_drop", 1 - halves["second_half"] / halves["first_half"], display=False)
+glue("w03_n_early", EARLY, display=False)
+glue("w03_loss_early", result.loss[:, n:n + EARLY].mean().item(), display=False)
+glue("w03_loss_late", result.loss[:, n + EARLY:].mean().item(), display=False)
+for kind, key in (("induction", "induction"), ("previous_token", "prev"), ("duplicate_token", "dup")):
+    glue(f"w03_top_{key}", best[kind]["head"], display=False)
+    glue(f"w03_top_{key}_score", float(best[kind]["score"]), display=False)
+    glue(f"w03_{key}_heads", listed[kind], display=False)
+glue("w03_n_strong_induction", int((result.scores["induction"] > 0.5).sum()), display=False)
+glue("w03_n_heads", result.scores["induction"].numel(), display=False)
+glue("w03_induction_layers", f"{top5['induction']['layer'].min()}-{top5['induction']['layer'].max()}",
+     display=False)
+glue("w03_n_layers", model.cfg.n_layers, display=False)
+glue("w03_prev_below", ", ".join(below) or "none", display=False)
+glue("w03_n_ind_dup_overlap", len(set(top5["induction"]["head"]) & set(top5["duplicate_token"]["head"])),
+     display=False)
+glue("w03_tl_max_diff", float(comparison["max_abs_diff"].max()), display=False)
+
 # %% [markdown]
 # ## What we found
 #
-# In the reference run (SmolLM2-135M; the printouts above hold the numbers of whichever model ran):
+# The numbers below are filled in from this run's outputs (the reference run uses SmolLM2-135M):
 #
-# - The model copies in context. On the first copy of random tokens its loss is even *above* a
-#   uniform guess (it confidently expects language, not noise); on the second copy it falls by
-#   roughly three quarters.
-#   The drop is not immediate: the first few tokens of the second copy are still expensive, and
-#   the induction stripe in the attention plots likewise only lights up a few positions into the
-#   repeat.
-# - A handful of heads in the upper-middle layers put most of their attention on the induction
-#   target, and their attention patterns show the clean stripe at offset $n-1$. Strong
-#   previous-token heads sit in earlier layers, as the two-head composition story requires, and the
-#   induction heads are distinct from the duplicate-token heads.
+# - The model copies in context. On the first copy of random tokens its loss is
+#   {glue:text}`w03_loss_first:.2f` nats, against {glue:text}`w03_loss_uniform:.2f` for a uniform
+#   guess over the sampled tokens (a loss above the uniform guess means the model confidently
+#   expects language, not noise);
+#   on the second copy it is {glue:text}`w03_loss_second:.2f`, a drop of
+#   {glue:text}`w03_loss_drop:.0%`.
+#   The drop is not immediate: the first {glue:text}`w03_n_early` tokens of the second copy still
+#   cost {glue:text}`w03_loss_early:.2f` nats on average, the rest {glue:text}`w03_loss_late:.2f`,
+#   and the induction stripe in the attention plots likewise only lights up a few positions into
+#   the repeat.
+# - {glue:text}`w03_n_strong_induction` of the {glue:text}`w03_n_heads` heads put more than half
+#   their attention on the induction target. The top-ranked induction head is
+#   **{glue:text}`w03_top_induction`** (score {glue:text}`w03_top_induction_score:.2f`); the top
+#   five ({glue:text}`w03_induction_heads`) sit in layers {glue:text}`w03_induction_layers` of
+#   {glue:text}`w03_n_layers`, and their attention patterns show the clean stripe at offset $n-1$.
+# - The strongest previous-token head is **{glue:text}`w03_top_prev`** (score
+#   {glue:text}`w03_top_prev_score:.2f`; top five {glue:text}`w03_prev_heads`). The strong ones
+#   (score above 0.5) below the top induction head are {glue:text}`w03_prev_below`: earlier
+#   layers, as the two-head composition story requires. The top fives of induction and
+#   duplicate-token heads share {glue:text}`w03_n_ind_dup_overlap` heads (the top duplicate-token
+#   head is {glue:text}`w03_top_dup`, score {glue:text}`w03_top_dup_score:.2f`).
 # - Our scores match TransformerLens's head detector once its different normalisation is taken
-#   into account.
+#   into account (largest difference {glue:text}`w03_tl_max_diff:.1e`).
 # - Next week, the IOI task: the duplicate-token and induction heads found here are candidates for
 #   the classes that detect the repeated subject name.

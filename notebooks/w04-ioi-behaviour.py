@@ -87,8 +87,9 @@ examples[["order", "prompt", "io", "s"]].head(8)
 # top token (**top-1**; a stricter test, since the model may prefer a word that is not a name) and
 # IO's probability. The same pass caches the activations that DLA and the logit lens read (about
 # half a minute for 180 prompts on two CPU cores; the library's progress bars are switched off
-# here so the committed outputs stay clean). Intervals are 95% percentile-bootstrap intervals over
-# prompts (seeded).
+# here so the committed outputs stay clean). Accuracy and top-1 rate get exact (Clopper-Pearson)
+# 95% intervals, which stay honest when a group is all right or all wrong; the mean logit
+# difference gets a seeded 95% percentile-bootstrap interval over prompts.
 
 # %%
 analysis = bh.analyse(model, df, batch_size=BATCH_SIZE, progress=False)
@@ -336,29 +337,107 @@ above = [i for i in range(len(lens.columns)) if (lens_stats["mean"][i:] > 1).all
 print("mean lens logit difference stays above 1 from the stream entering layer",
       above[0] if above else "(never: the final logit difference is below 1)")
 
+# %%
+from myst_nb import glue
+
+glue("w04_n_prompts", len(df), display=False)
+glue("w04_n_templates", int(df["template"].nunique()), display=False)
+for key, row in {"all": overall, "abba": by_order.loc["ABBA"], "baba": by_order.loc["BABA"]}.items():
+    for col in ("accuracy", "accuracy_lo", "accuracy_hi", "top1", "logit_diff", "logit_diff_lo",
+                "logit_diff_hi"):
+        glue(f"w04_{key}_{col}", float(row[col]), display=False)
+ld_apart = (by_order["logit_diff_lo"].max() > by_order["logit_diff_hi"].min())
+glue("w04_order_ld_overlap", "do not overlap" if ld_apart else "overlap", display=False)
+worst_id, worst_row = next(worst.iterrows())
+glue("w04_worst_template", int(worst_id), display=False)
+glue("w04_worst_text", ioi.TEMPLATES[worst_id].text, display=False)
+glue("w04_worst_logit_diff", float(worst_row["logit_diff"]), display=False)
+glue("w04_worst_accuracy", float(worst_row["accuracy"]), display=False)
+glue("w04_worst_n", int(worst_row["n"]), display=False)
+glue("w04_dla_attn", attn_total, display=False)
+glue("w04_dla_mlp", mlp_total, display=False)
+glue("w04_dla_embed", comps.rest.mean().item(), display=False)
+glue("w04_attn_top_layer", int(attn.idxmax()), display=False)
+glue("w04_attn_top_value", float(attn.max()), display=False)
+glue("w04_attn_min_layer", int(attn.idxmin()), display=False)
+glue("w04_attn_min_value", float(attn.min()), display=False)
+glue("w04_mlp_top_layer", int(mlp.idxmax()), display=False)
+glue("w04_mlp_top_value", float(mlp.max()), display=False)
+
+
+def head_text(h):
+    r = head_table.loc[h]
+    return (f"{h} (DLA {r['mean DLA']:+.1f}: ABBA {r['DLA ABBA']:+.1f}, BABA {r['DLA BABA']:+.1f}; "
+            f"attends most to {att_mean.loc[h].idxmax()})")
+
+
+movers = [h for h in top_pos["head"] if att_mean.loc[h].idxmax() == "IO"]
+top_head = top_pos["head"].iloc[0]
+glue("w04_top_heads", ", ".join(f"{h} ({v:+.1f})" for h, v in zip(top_pos["head"], top_pos["mean_dla"])),
+     display=False)
+glue("w04_name_movers", "; ".join(head_text(h) for h in movers) or "none", display=False)
+glue("w04_top_head", top_head, display=False)
+glue("w04_top_head_dla", float(head_table.loc[top_head, "mean DLA"]), display=False)
+glue("w04_top_head_target", att_mean.loc[top_head].idxmax(), display=False)
+glue("w04_top_head_target_share", float(att_mean.loc[top_head].max()), display=False)
+glue("w04_top_head_io_share", float(att_mean.loc[top_head, "IO"]), display=False)
+glue("w04_neg_heads", "; ".join(head_text(h) for h in top_neg["head"][:3]), display=False)
+glue("w04_lens_peak_layer", peak, display=False)
+glue("w04_lens_peak", float(lens_stats["mean"][peak]), display=False)
+glue("w04_lens_before_layer", peak - 1, display=False)
+glue("w04_lens_before", float(lens_stats["mean"][peak - 1]), display=False)
+glue("w04_lens_final", float(lens_stats["mean"].iloc[-1]), display=False)
+glue("w04_lens_early_abba", float(lens_by_order.loc["ABBA"].iloc[:peak - 1].mean()), display=False)
+glue("w04_lens_early_baba", float(lens_by_order.loc["BABA"].iloc[:peak - 1].mean()), display=False)
+
 # %% [markdown]
 # ## What we found
-# In the reference run (SmolLM2-135M-Instruct, 180 prompts; the numbers are printed above):
-# - The model does IOI: IO beats S on most prompts and the mean logit difference is of the same
-#   size as GPT-2 small's 3.56 in Wang et al. IO is the top token on only about half the prompts,
-#   though: often another word outranks both names.
-# - Order matters. BABA prompts (subject first) are easier than ABBA prompts, in accuracy and in
-#   logit difference, with non-overlapping intervals for the latter. A circuit must explain both.
-# - Templates differ. The weakest template (17) repeats the object ("bought a book ... gave the
-#   book to"), where the subject is a plausible recipient too; it is near chance. This is a first
-#   case where the same "computation" is not done equally well across prompts.
-# - The direct effect comes almost entirely from attention in a few late layers: one layer's
-#   heads write most of it, the next layer's heads write against it, and the final layer's heads
-#   push both ways. MLPs write little directly; embeddings nothing.
-# - The heads are not all classic name movers. Several heads of the strongest layer attend from
-#   END to IO and write IO - S: name movers, mostly in BABA prompts. But the single strongest head
-#   attends to **S2** (and BOS), not IO, and still writes in favour of IO: a head that pushes the
-#   subject down rather than copying the answer (a hypothesis for weeks 5-6). The strongest
-#   negative heads include one that attends to IO (a negative name mover, in BABA prompts), and
-#   final-layer heads that attend to END itself and BOS, whose effect is not about names at all.
-# - The logit lens shows the answer appearing abruptly after that layer, overshooting, and then
-#   partly cancelled by later layers. Before it, the lens leans towards whichever name came
-#   first in the prompt (IO in ABBA, S in BABA), not towards the answer.
+# In the reference run (SmolLM2-135M-Instruct, {glue:text}`w04_n_prompts` prompts over
+# {glue:text}`w04_n_templates` templates; intervals are 95%, exact for accuracy):
+# - The model does IOI: IO beats S on {glue:text}`w04_all_accuracy:.0%` of prompts
+#   ({glue:text}`w04_all_accuracy_lo:.2f` to {glue:text}`w04_all_accuracy_hi:.2f`) and the mean
+#   logit difference is {glue:text}`w04_all_logit_diff:.2f` ({glue:text}`w04_all_logit_diff_lo:.2f`
+#   to {glue:text}`w04_all_logit_diff_hi:.2f`), against GPT-2 small's 3.56 in Wang et al. IO is
+#   the top token on only {glue:text}`w04_all_top1:.0%` of the prompts, though: often another word
+#   outranks both names.
+# - **Name order.** BABA prompts (subject first) reach accuracy
+#   {glue:text}`w04_baba_accuracy:.2f` ({glue:text}`w04_baba_accuracy_lo:.2f` to
+#   {glue:text}`w04_baba_accuracy_hi:.2f`) and mean logit difference
+#   {glue:text}`w04_baba_logit_diff:.2f` ({glue:text}`w04_baba_logit_diff_lo:.2f` to
+#   {glue:text}`w04_baba_logit_diff_hi:.2f`); ABBA prompts {glue:text}`w04_abba_accuracy:.2f`
+#   ({glue:text}`w04_abba_accuracy_lo:.2f` to {glue:text}`w04_abba_accuracy_hi:.2f`) and
+#   {glue:text}`w04_abba_logit_diff:.2f` ({glue:text}`w04_abba_logit_diff_lo:.2f` to
+#   {glue:text}`w04_abba_logit_diff_hi:.2f`). The logit-difference intervals of the two orders
+#   {glue:text}`w04_order_ld_overlap`. A circuit must explain both.
+# - Templates differ. The weakest is template {glue:text}`w04_worst_template`
+#   (*{glue:text}`w04_worst_text`*): mean logit difference {glue:text}`w04_worst_logit_diff:.2f`,
+#   accuracy {glue:text}`w04_worst_accuracy:.2f` on its {glue:text}`w04_worst_n` prompts. In the
+#   reference run it is the template that repeats the object ("bought a book ... gave the book
+#   to"), where the subject is a plausible recipient too. This is a first case where the same
+#   "computation" is not done equally well across prompts.
+# - The direct effect is mostly attention's: all attention layers together write
+#   {glue:text}`w04_dla_attn:.1f` nats of mean DLA, all MLPs {glue:text}`w04_dla_mlp:.1f`, the
+#   embeddings {glue:text}`w04_dla_embed:.1f`. The heads of layer {glue:text}`w04_attn_top_layer`
+#   write the most ({glue:text}`w04_attn_top_value:+.1f`), those of layer
+#   {glue:text}`w04_attn_min_layer` the most against it ({glue:text}`w04_attn_min_value:+.1f`); the largest MLP layer is
+#   {glue:text}`w04_mlp_top_layer` ({glue:text}`w04_mlp_top_value:+.1f`).
+# - The heads are not all classic name movers. The top five by mean DLA are
+#   {glue:text}`w04_top_heads`. Those that attend from END most to IO, the name movers, are:
+#   {glue:text}`w04_name_movers`. But the single strongest head, {glue:text}`w04_top_head`
+#   (DLA {glue:text}`w04_top_head_dla:+.1f`), attends most to **{glue:text}`w04_top_head_target`**
+#   ({glue:text}`w04_top_head_target_share:.2f` of its attention from END, IO
+#   {glue:text}`w04_top_head_io_share:.2f`) and still writes in favour of IO: where that target is
+#   a mention of S, as in the reference run, the head pushes the subject down rather than copying
+#   the answer (a hypothesis for weeks 5-6). The three strongest negative heads are
+#   {glue:text}`w04_neg_heads`: one that attends to IO is a negative name mover; ones that attend
+#   to END itself or BOS have an effect that is not about names at all.
+# - The logit lens shows the answer appearing late and at once: the mean lens logit difference
+#   goes from {glue:text}`w04_lens_before:.1f` entering layer {glue:text}`w04_lens_before_layer`
+#   to {glue:text}`w04_lens_peak:.1f` entering layer {glue:text}`w04_lens_peak_layer` (its peak),
+#   and later layers bring it back to {glue:text}`w04_lens_final:.1f` at the output. Before that,
+#   the lens averages {glue:text}`w04_lens_early_abba:+.2f` in ABBA prompts (IO first) and
+#   {glue:text}`w04_lens_early_baba:+.2f` in BABA prompts (S first): it leans towards whichever
+#   name came first in the prompt, not towards the answer.
 # - DLA is correlational: a head can write IO without being needed, and heads that compute the
 #   answer earlier (duplicate-token, induction, S-inhibition) write nothing directly. Week 5
 #   measures importance causally, with activation and attribution patching.
