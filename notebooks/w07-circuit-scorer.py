@@ -42,6 +42,7 @@ from scipy import stats
 from myst_nb import glue
 
 from circuitgen import circuits, evaluation, ioi, runtime, scorer
+from circuitgen import stats as cg_stats
 
 model = runtime.start(MODEL, SEED, DEVICE)
 spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
@@ -167,8 +168,6 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from circuitgen import stats as cg_stats  # noqa: E402
-
 rows = []
 for col in sig_cols + ko_cols + ["logit_diff"]:
     rho, p = stats.spearmanr(scores.faithfulness, scores[col])
