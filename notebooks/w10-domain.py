@@ -20,13 +20,20 @@
 # prompts, still do the work?
 #
 # Each prompt is scored with the week-7 scorer (`circuitgen.sweeps.run_sweep`): the model's logit
-# difference IO - S at END, the circuit's (every head outside the circuit mean-ablated, the means
-# taken over this set's own ABC prompts per template) and the attention signature of the
-# circuit's first class. Per condition we report accuracy (logit difference > 0), the mean logit
-# differences, faithfulness as a ratio of means (circuit / model) and the mean signature, each
-# with a seeded bootstrap 95% CI over prompts (the ratio with a paired bootstrap). With
-# `N_PER_CONDITION` prompts per condition (a parameter below) the intervals are still wide:
-# they say which differences are clear, not which are small.
+# difference IO - S at END, the circuit's (every head outside the circuit mean-ablated) and the
+# attention signature of the circuit's first class. The ablation means are taken per role
+# position over ABC prompts grouped by (condition, order), so that within a group a role always
+# holds the same kind of token (in ABBA the IO is the first name, in BABA the second); each group
+# holds at least 20 ABC prompts, the counterparts of the group's own prompts topped up by
+# token-level name substitution (the reference is printed below with its size and hash). Per
+# condition we report accuracy (logit difference > 0) with an exact (Clopper-Pearson) 95%
+# interval, and the mean logit differences, faithfulness as a ratio of means (circuit / model)
+# and the mean signature with a 95% bootstrap interval that resamples whole templates (prompts of
+# one template share their wording, so they are not independent draws). Over the whole family we
+# also report the normalised faithfulness (F(C) - F(∅)) / (F(M) - F(∅)), F(∅) being the logit
+# difference with every head ablated. With `N_PER_CONDITION` prompts per condition (a parameter
+# below) the intervals are wide: they say which differences are clear, not which are small, and a
+# difference that is not clear has not been shown to be absent.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m"  # the embedded reference model; "gpt2" needs the Hugging Face hub
@@ -40,7 +47,9 @@ CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from circuitgen import circuits, runtime, sweeps, variations
+from myst_nb import glue
+
+from circuitgen import circuits, evaluation, runtime, sweeps, variations
 
 model = runtime.start(MODEL, SEED, DEVICE)
 spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
@@ -70,10 +79,12 @@ BASE = "everyday" if "everyday" in table.index else table.index[0]
 # %%
 # NBVAL_CHECK_OUTPUT
 print("\n".join(sweeps.flag_lines(scores, prompt_set, table)))
+print(sweeps.reference_line(scores))
 
 # %% [markdown]
 # ## Behaviour and circuit, condition by condition
-# Estimates with bootstrap 95% CIs in brackets; the `sig_` column is the mean attention of the circuit's
+# Estimates with 95% intervals in brackets (exact for the accuracies, templates resampled for the
+# rest; `n_clusters` is the number of templates); the `sig_` column is the mean attention of the circuit's
 # first class along its signature (a probability). The dashed lines in the figure mark the
 # reference condition.
 
@@ -89,16 +100,37 @@ fig = sweeps.plot_conditions(
 plt.show()
 
 # %% [markdown]
-# ## How the conditions compare with the reference
-# A condition is called clearly different when the 95% bootstrap CI of its *difference* from the
-# reference condition excludes zero (`sweeps.difference_from_reference`: the condition's prompts
-# and the reference's are resampled independently, so the reference's own uncertainty counts).
-# It is a screen at 95% per comparison, not corrected for the number of conditions: among a dozen
-# conditions that do not differ, one may be flagged by chance. Week 12 checks which differences
-# replicate on a fresh draw of prompts.
+# ## How much of the behaviour the circuit carries, over all domains
+# F(M), the model's mean logit difference; F(C), the circuit's; F(∅), with every head ablated; the
+# ratio of means F(C)/F(M) and the normalised faithfulness (F(C) - F(∅)) / (F(M) - F(∅)), each
+# with a 95% interval that resamples whole templates (`evaluation.faithfulness_table`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
+faith = evaluation.faithfulness_table(scores, seed=SEED)
+print(faith.round(2).to_string())
+
+# %% [markdown]
+# ## How the conditions compare with the reference
+# Each domain is compared with the everyday prompts on accuracy, mean logit difference and
+# faithfulness (`sweeps.contrast_table`). Accuracy: the difference of proportions with Newcombe's
+# interval and Fisher's exact test. Logit difference and faithfulness: a bootstrap of the
+# difference that resamples the domain's and the reference's templates independently (so the
+# reference's own uncertainty counts), with its bootstrap p-value. For each statistic the
+# p-values of the {glue:text}`w10_n_contrasts` contrasts are adjusted with Benjamini-Hochberg, and
+# a domain is called *clearly* different when its q < 0.05; the printed intervals are
+# per-comparison 95% intervals, not adjusted. With {glue:text}`w10_templates_range` templates
+# per condition the template bootstrap sees few clusters, and its intervals and p-values then
+# tend to be too narrow rather than too wide: a clear call on
+# a continuous statistic is a candidate until it replicates on another draw of prompts
+# (`sweeps.replication_table` compares two seeds).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+contrasts = sweeps.contrast_table(scores, BASE, seed=SEED)
+with pd.option_context("display.width", 250):
+    print(sweeps.format_contrasts(contrasts).to_string())
+print()
 print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
 
 # %% [markdown]
@@ -110,24 +142,54 @@ print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
 # NBVAL_CHECK_OUTPUT
 print("\n".join(sweeps.worst_prompt_lines(scores, 6)))
 
+# %%
+found = sweeps.findings(scores, table, contrasts, BASE, faith)
+for key, value in found.items():
+    glue(f"w10_{key}", value, display=False)
+
 # %% [markdown]
 # ## What we found
-# From the reference run above (20 prompts per domain, 140 prompts, none flagged):
+# From the reference run above ({glue:text}`w10_n_scored` prompts scored of
+# {glue:text}`w10_n_prompts`, {glue:text}`w10_n_flagged` flagged; {glue:text}`w10_n_range` per
+# domain, of {glue:text}`w10_templates_range` templates each; reference condition
+# {glue:text}`w10_base`):
 #
-# - **The behaviour carries over.** The model prefers the indirect object on 136 of the 140
-#   prompts (accuracy 0.90 in law and science, 1.00 in every other domain). Its mean logit
-#   difference runs from 3.55 (sport, law) to 4.90 (medicine) against 4.41 on everyday prompts,
-#   and no domain is clearly lower or higher than everyday on accuracy, logit difference or
-#   faithfulness.
-# - **The circuit is weak everywhere, not only off-domain.** Faithfulness as a ratio of means lies
-#   between 0.21 (fantasy) and 0.37 (workplace); the everyday reference, 0.23 [0.1, 0.4], is among
-#   the lowest, and every domain's interval contains it. At 20 prompts per domain the domain does
-#   not change how much of the behaviour the week-6 circuit carries.
-# - **The circuit fails on prompts the model gets right.** The circuit alone prefers S on 36 of
-#   the 140 prompts, the model on 4 (3 of them the same); all six prompts where the circuit most
-#   prefers S are ones the model gets right (model logit difference 1.31 to 4.63), three of them
-#   from sport. The name movers' signature (attention END -> IO) is of similar size in every
-#   domain (0.24 in law to 0.33).
+# - **The behaviour.** The model prefers the indirect object on {glue:text}`w10_n_model_right` of
+#   the {glue:text}`w10_n_scored` prompts; domains where it misses any: {glue:text}`w10_accuracy_misses`.
+#   Its mean logit difference runs from {glue:text}`w10_logit_diff_min:.2f` nats
+#   ({glue:text}`w10_logit_diff_min_cond`) to {glue:text}`w10_logit_diff_max:.2f`
+#   ({glue:text}`w10_logit_diff_max_cond`), against {glue:text}`w10_logit_diff_ref:.2f` on everyday
+#   prompts. After the FDR correction, domains clearly below everyday in accuracy:
+#   {glue:text}`w10_accuracy_clear_lower`; above: {glue:text}`w10_accuracy_clear_higher`. In logit
+#   difference, clearly below: {glue:text}`w10_logit_diff_clear_lower`; above:
+#   {glue:text}`w10_logit_diff_clear_higher`.
+# - **How much the circuit carries.** Over all domains the ratio of means is
+#   {glue:text}`w10_ratio:.2f` (95% CI {glue:text}`w10_ratio_lo:.2f` to
+#   {glue:text}`w10_ratio_hi:.2f`) and the normalised faithfulness {glue:text}`w10_norm:.2f`
+#   ({glue:text}`w10_norm_lo:.2f` to {glue:text}`w10_norm_hi:.2f`), with F(M) =
+#   {glue:text}`w10_f_m:.2f`, F(C) = {glue:text}`w10_f_c:.2f` and F(∅) = {glue:text}`w10_f_0:.2f`
+#   nats; 1 would be a circuit that carries all of it. Per domain the ratio of means lies between
+#   {glue:text}`w10_faithfulness_min:.2f` ({glue:text}`w10_faithfulness_min_cond`) and
+#   {glue:text}`w10_faithfulness_max:.2f` ({glue:text}`w10_faithfulness_max_cond`); on the everyday
+#   prompts it is {glue:text}`w10_faithfulness_ref:.2f` ({glue:text}`w10_faithfulness_ref_lo:.2f`
+#   to {glue:text}`w10_faithfulness_ref_hi:.2f`).
+# - **Does the domain change it?** Domains clearly less faithful than everyday after the FDR
+#   correction: {glue:text}`w10_faithfulness_clear_lower`; clearly more faithful:
+#   {glue:text}`w10_faithfulness_clear_higher`. Where a domain is not listed, its prompts (a few
+#   templates each) could not tell it apart from everyday prompts: that is an absence of evidence, not
+#   evidence that the domain makes no difference.
+# - **Where the circuit fails.** The circuit alone prefers S on {glue:text}`w10_n_circuit_wrong`
+#   of the {glue:text}`w10_n_scored` prompts, the model on {glue:text}`w10_n_model_wrong`
+#   ({glue:text}`w10_n_both_wrong` of them the same prompts). Of the
+#   {glue:text}`w10_n_worst` prompts where the circuit most prefers S, the model gets
+#   {glue:text}`w10_worst_model_right` right (model logit difference
+#   {glue:text}`w10_worst_model_min:.2f` to {glue:text}`w10_worst_model_max:.2f`); by domain:
+#   {glue:text}`w10_worst_conditions`. The main attention signature
+#   ({glue:text}`w10_signature_name`, a probability) lies between
+#   {glue:text}`w10_signature_min:.2f` ({glue:text}`w10_signature_min_cond`) and
+#   {glue:text}`w10_signature_max:.2f` ({glue:text}`w10_signature_max_cond`).
 #
-# So the domain is not what limits this circuit: its incompleteness on the model's own
-# distribution is. Week 12 asks which per-prompt features predict where it fails.
+# Each domain is judged against the circuit on everyday prompts, not against a complete circuit: a
+# domain can match the everyday prompts and still leave much of the behaviour outside the circuit
+# (compare the ratio of means with 1). Week 12 asks which per-prompt features predict where the
+# circuit fails.

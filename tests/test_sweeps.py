@@ -326,3 +326,82 @@ def test_replication_table():
     d0 = sweeps.difference_from_reference(seed0, "ref", "logit_diff")
     assert ld.q_seed0.tolist() == pytest.approx(d0.q.tolist())
     assert ld.loc["real", "q_seed1"] < 0.05 and ld.loc["weak", "q_seed1"] > 0.05
+
+
+def test_pair_contrasts_are_subset_contrasts_with_bh_across_pairs():
+    scores = _clustered_scores({"a": 0.0, "b": 2.0, "c": 0.1, "d": 0.0}, seed=4)
+    pairs = [("b", "a"), ("c", "d"), ("b", "missing")]
+    pc = sweeps.pair_contrasts(scores, pairs, stats=("logit_diff", "accuracy"))
+    assert pc.index.names == ["statistic", "contrast"]
+    assert pc.loc["logit_diff"].index.tolist() == ["b vs a", "c vs d"]  # the pair without scores left out
+    alone = sweeps.difference_from_reference(scores[scores.condition.isin(["b", "a"])], "a", "logit_diff")
+    got = pc.loc[("logit_diff", "b vs a"), ["difference", "lo", "hi", "p"]]
+    assert tuple(got) == pytest.approx(tuple(alone.loc["b", ["difference", "lo", "hi", "p"]]))
+    ld = pc.loc["logit_diff"]
+    assert ld.q.to_numpy() == pytest.approx(stats.benjamini_hochberg(ld.p.to_numpy())[1])
+    assert (pc.clear == (pc.q < 0.05)).all()
+    assert pc.loc[("accuracy", "b vs a"), "method"] == "Newcombe + Fisher"
+    shown = sweeps.format_contrasts(pc)
+    assert shown.loc[("logit_diff", "b vs a"), "difference [95% CI]"].startswith(
+        f"{pc.loc[('logit_diff', 'b vs a'), 'difference']:+.2f} [")
+    assert set(shown["q < 0.05"]) <= {"yes", ""}
+    assert sweeps.pair_contrasts(scores, [("x", "y")]).empty
+
+
+def test_contrast_values_and_verdicts():
+    scores = _toy_scores({"ref": 0.0, "low": -2.0, "same": 0.05})
+    ct = sweeps.contrast_table(scores, "ref")
+    v = sweeps.contrast_values(ct, "logit_diff", "low")
+    assert set(v) == {f"logit_diff_low{s}" for s in ("_diff", "_diff_lo", "_diff_hi", "_p", "_q", "_verdict")}
+    assert v["logit_diff_low_verdict"] == "clearly lower"
+    assert v["logit_diff_low_diff"] == pytest.approx(ct.loc[("logit_diff", "low"), "difference"])
+    assert type(v["logit_diff_low_q"]) is float
+    assert sweeps.contrast_values(ct, "logit_diff", "same", key="k")["k_verdict"] == "not clearly different"
+    gone = sweeps.contrast_values(ct, "faithfulness", "absent")
+    assert gone["faithfulness_absent_verdict"] == "not scored" and np.isnan(gone["faithfulness_absent_q"])
+    assert sweeps.verdict(0.4, 0.01) == "clearly higher" and sweeps.verdict(0.4, float("nan")) == "not tested"
+
+
+def test_findings_are_plain_values_that_glue_can_format(scores):
+    from circuitgen import evaluation
+
+    variables = pytest.importorskip("myst_nb.core.variables")
+    table = sweeps.by_condition(scores, seed=0)
+    ct = sweeps.contrast_table(scores, "everyday")
+    faith = evaluation.faithfulness_table(scores, seed=0, n_resamples=200)
+    f = sweeps.findings(scores, table, ct, "everyday", faith, worst=4)
+    ok = scores[scores.status == "ok"]
+    assert f["n_scored"] == len(ok) and f["n_conditions"] == 3 and f["n_contrasts"] == 2
+    assert f["base"] == "everyday" and f["n_tests"] == 6
+    assert f["faithfulness_ref"] == pytest.approx(table.loc["everyday", "faithfulness"])
+    assert f["faithfulness_min_cond"] == table.faithfulness.idxmin()
+    assert f["norm"] == pytest.approx(faith.loc["(F(C)-F(∅))/(F(M)-F(∅))", "estimate"])
+    assert f["n_model_right"] == int((ok.logit_diff > 0).sum())
+    assert f["templates_max"] == int(table.n_clusters.max()) and f["n_worst"] == 4
+    assert f["n_range"] == "4" and f["templates_range"] in (str(f["templates_min"]),
+                                                            f"{f['templates_min']} to {f['templates_max']}")
+    for stat in ("accuracy", "logit_diff", "faithfulness"):
+        diff = sweeps.clearly_different(scores, "everyday", stat)
+        assert f[f"{stat}_n_clear_lower"] == len(diff["lower"])
+        if not diff["lower"]:
+            assert f[f"{stat}_clear_lower"] == "none"
+    assert f["ref_n_groups"] == scores.attrs["circuitgen"]["ablation"]["n_groups"]
+    for key, value in f.items():
+        assert type(value) in (int, float, str), key
+        # What {glue:text}`key:.2f` does with the stored repr.
+        fmt = ".2f" if type(value) is float else ("d" if type(value) is int else "s")
+        variables.format_plain_text(repr(value), fmt)
+    vals = sweeps.condition_values(table, ["sport", "nowhere"], ("accuracy", "faithfulness"))
+    assert vals["accuracy_sport_n"] == table.loc["sport", "n"]
+    assert vals["accuracy_sport_k"] == round(table.loc["sport", "accuracy"] * table.loc["sport", "n"])
+    assert vals["faithfulness_sport_lo"] == pytest.approx(table.loc["sport", "faithfulness_lo"])
+    assert np.isnan(vals["faithfulness_nowhere"]) and vals["accuracy_nowhere_n"] == 0
+
+
+def test_reference_line_says_what_the_means_were_taken_over(scores):
+    line = sweeps.reference_line(scores)
+    abl = scores.attrs["circuitgen"]["ablation"]
+    assert line.startswith(f"ablation reference: means over {abl['n_reference_prompts']} ABC prompts in "
+                           f"{abl['n_groups']} groups by (condition, order)")
+    assert abl["sha256_16"] in line and f"smallest group {abl['group_size_min']}" in line
+    assert sweeps.reference_line(pd.DataFrame()) == "ablation: not recorded"

@@ -4,9 +4,10 @@ The four sweep notebooks (weeks 8-11: lexical, syntactic, domain, adversarial) a
 this module:
 
 - :func:`run_sweep` scores every prompt of a family with :func:`circuitgen.scorer.score_circuit`
-  (rows that cannot be scored are kept with their reason in ``status``; the ablation means come
-  from the set's own ABC prompts, per template, the scorer's default) and keeps the family,
-  condition and per-prompt feature columns;
+  (rows that cannot be scored are kept with their reason in ``status``; the ablation means, the
+  scorer's default, are grouped by (condition, order), each group at least 20 ABC prompts made
+  from its own prompts and name substitutions, see :mod:`circuitgen.reference`) and keeps the
+  family, condition and per-prompt feature columns;
 - :func:`by_condition` summarises per condition, each statistic with a 95% interval from
   :mod:`circuitgen.stats`: accuracy and circuit accuracy (logit difference > 0, the model's and the
   circuit's) with exact Clopper-Pearson intervals; mean logit difference, mean circuit logit
@@ -34,6 +35,11 @@ same things the same way (each returns a list of lines; the notebook prints them
   and whether it replicates (same sign, both q < 0.05);
 - :func:`failure_counts` / :func:`worst_prompt_lines`: how often the circuit and the model prefer S,
   and the prompts where the circuit does worst;
+- :func:`reference_line` / :func:`format_contrasts`: the ablation reference the scores used, and
+  :func:`contrast_table` (or :func:`pair_contrasts`) as printable strings;
+- :func:`findings`, :func:`condition_values`, :func:`contrast_values`: the numbers and condition
+  names a chapter's findings quote, as a flat ``{key: int | float | str}`` for myst-nb ``glue``
+  (plain Python values, so ``{glue:text}`key:.2f``` can format them; "none" for empty lists);
 - :func:`save_prompt_set`: the generated set written as ``<family>-<model>-seed<SEED>.csv`` (with
   its ``.meta.json``) under ``data/prompts/`` for the reference run, else under the run's folder.
 """
@@ -65,7 +71,8 @@ def run_sweep(model, spec: CircuitSpec, prompt_set: PromptSet | pd.DataFrame, kn
               seed: int = 0, batch_size: int = 16, ablation: scorer.Ablation | None = None) -> pd.DataFrame:
     """One row per prompt of ``prompt_set``: its columns (family, condition, features, ...) and the
     scorer's columns. Unscorable rows stay, with ``status`` saying why and NaN scores.
-    ``ablation``: the scorer's (default: mean over the set's own ABC prompts, per template)."""
+    ``ablation``: the scorer's (default: mean over ABC prompts grouped by condition and order, at
+    least 20 per group, see :mod:`circuitgen.reference`)."""
     df = prompt_set.df if isinstance(prompt_set, PromptSet) else prompt_set
     scores = scorer.score_circuit(model, spec, df, ablation=ablation, knockouts=knockouts,
                                   skip_invalid=True, progress=False, seed=seed,
@@ -453,6 +460,214 @@ def worst_prompt_lines(scores: pd.DataFrame, k: int = 6) -> list[str]:
     return lines
 
 
+# ---- what the chapters quote: printable contrasts, the ablation reference, values for glue ----
+
+def pair_contrasts(scores: pd.DataFrame, pairs: list[tuple[str, str]],
+                   stats: tuple[str, ...] = ("logit_diff", "faithfulness"), by: str = "condition",
+                   seed: int = 0, cluster: str | None = CLUSTER) -> pd.DataFrame:
+    """Planned contrasts between two conditions, neither of them the reference: for each
+    ``(a, b)`` in ``pairs`` and each statistic, ``stat`` in ``a`` minus in ``b`` as
+    :func:`difference_from_reference` makes it (``b`` as the reference), with ``q`` the
+    Benjamini-Hochberg adjustment across the pairs of one statistic and ``clear`` = q < :data:`FDR`.
+    Rows are (``statistic``, ``contrast``), the contrast labelled ``"a vs b"``; a pair with a
+    condition that has no scored prompt is left out."""
+    scored = set(_scored(scores)[by])
+    parts = []
+    for stat in stats:
+        rows = []
+        for a, b in pairs:
+            if not {a, b} <= scored:
+                continue
+            d = difference_from_reference(scores[scores[by].isin([a, b])], b, stat, by=by,
+                                          seed=seed, cluster=cluster)
+            rows.append(d.loc[[a]].rename(index={a: f"{a} vs {b}"}))
+        if rows:
+            part = pd.concat(rows)
+            part["q"] = st.benjamini_hochberg(part.p.to_numpy(float))[1]
+            parts.append(part.rename_axis("contrast").reset_index().assign(statistic=stat))
+    cols = ["statistic", "contrast", "estimate", "reference", "difference", "lo", "hi", "p", "q", "method"]
+    out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    out["clear"] = out.q.astype(float) < FDR
+    return out.set_index(["statistic", "contrast"])
+
+
+def format_contrasts(contrasts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`contrast_table` (or :func:`pair_contrasts`) as strings: the two estimates, the
+    difference with its per-comparison 95% interval, ``p``, the BH ``q`` and ``clear`` (``yes``
+    when q < :data:`FDR`), and the method."""
+    def num(v, fmt):
+        return "-" if pd.isna(v) else format(v, fmt)
+
+    return pd.DataFrame({
+        "estimate": [num(v, ".2f") for v in contrasts.estimate],
+        "reference": [num(v, ".2f") for v in contrasts.reference],
+        "difference [95% CI]": [f"{num(d, '+.2f')} [{num(lo, '+.2f')}, {num(hi, '+.2f')}]"
+                                for d, lo, hi in zip(contrasts.difference, contrasts.lo, contrasts.hi)],
+        "p": [num(v, ".2g") for v in contrasts.p],
+        "q (BH)": [num(v, ".2g") for v in contrasts.q],
+        f"q < {FDR}": ["yes" if c else "" for c in contrasts.clear],
+        "method": list(contrasts.method),
+    }, index=contrasts.index)
+
+
+def reference_line(scores: pd.DataFrame) -> str:
+    """One line saying which ablation reference ``scores`` used (from the scorer's metadata): for
+    mean ablation the grouping, the number of groups and ABC prompts, the smallest and median group,
+    where the prompts came from, the seed and the hash of the reference's token ids."""
+    abl = scores.attrs.get("circuitgen", {}).get("ablation") or {}
+    if abl.get("method") != "mean" or "n_groups" not in abl:
+        return f"ablation: {abl.get('label', abl.get('method', 'not recorded'))}"
+    sources = list(abl.get("sources", []))
+    origin = "; ".join(dict.fromkeys(s.split(" + ")[0] for s in sources)) or "not recorded"
+    if any(" + " in s for s in sources):
+        origin += f", with name substitutions where a group had fewer than {abl.get('min_per_group')}"
+    legacy = " (LEGACY: template only, own counterparts)" if abl.get("legacy") else ""
+    return (f"ablation reference{legacy}: means over {abl['n_reference_prompts']} ABC prompts in "
+            f"{abl['n_groups']} groups by ({', '.join(abl['group_by'])}); smallest group "
+            f"{abl.get('group_size_min')}, median {abl.get('group_size_median', float('nan')):g} "
+            f"(minimum {abl.get('min_per_group')}); from {origin}; seed {abl.get('seed')}, "
+            f"hash {abl.get('sha256_16')}")
+
+
+def names_or_none(names) -> str:
+    """``a, b, c``, or ``none`` for an empty list (a condition list to glue into prose)."""
+    return ", ".join(str(n) for n in names) or "none"
+
+
+def _plain(value):
+    """A plain Python value: glue stores its repr, which myst-nb reads back with literal_eval, so
+    ``np.float64(0.5)`` would not format as a number."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return str(value)
+
+
+_FAITH_ROWS = {"f_m": "F(M)", "f_c": "F(C)", "f_0": "F(∅)", "ratio": "F(C)/F(M)",
+               "norm": "(F(C)-F(∅))/(F(M)-F(∅))"}
+
+
+def findings(scores: pd.DataFrame, table: pd.DataFrame, contrasts: pd.DataFrame, base: str,
+             faith: pd.DataFrame | None = None, worst: int = 6) -> dict[str, int | float | str]:
+    """The values a sweep chapter's findings quote, as ``{key: plain value}`` to glue (prefix the
+    keys with the week). ``table``: :func:`by_condition`; ``contrasts``: :func:`contrast_table`
+    against ``base``; ``faith``: :func:`circuitgen.evaluation.faithfulness_table` of the family.
+
+    - counts: ``n_prompts``, ``n_scored``, ``n_flagged``, ``n_conditions``, ``n_contrasts`` (the
+      conditions other than ``base``), ``n_min``/``n_max`` (scored prompts per condition),
+      ``templates_min``/``templates_max`` (templates per condition: the bootstrap's clusters),
+      ``n_range``/``templates_range`` (the same as text, ``20`` or ``3 to 10``),
+      ``n_model_right``, ``n_model_wrong``, ``n_circuit_wrong``, ``n_both_wrong``;
+    - ``base``; ``accuracy_misses``: the conditions where the model misses any prompt, as
+      ``cond (k/n)``, or ``none``;
+    - per statistic of :data:`STATS` in ``table``: ``<stat>_ref`` (+ ``_ref_lo``/``_ref_hi``) in
+      ``base``, ``<stat>_min``/``<stat>_max`` with ``<stat>_min_cond``/``<stat>_max_cond``;
+      ``signature_name``, the signature column;
+    - per statistic in ``contrasts``: ``<stat>_clear_lower``/``<stat>_clear_higher`` (``cond
+      (q=...)`` or ``none``) and their counts ``<stat>_n_clear_lower``/``_higher``; ``n_tests`` and
+      ``n_clear`` over all of them;
+    - with ``faith``: ``f_m``, ``f_c``, ``f_0``, ``ratio``, ``norm``, each with ``_lo``/``_hi``;
+    - the ``worst`` prompts of :func:`worst_prompts`: ``n_worst``, ``worst_model_right`` (how many
+      of them the model gets right), ``worst_model_min``/``_max`` (their model logit differences)
+      and ``worst_conditions`` (``cond (count)``);
+    - the ablation reference: ``ref_n_groups``, ``ref_n_prompts``, ``ref_group_min`` (NaN when
+      the ablation was not a mean)."""
+    ok = _scored(scores)
+    out: dict = {"n_prompts": len(scores), "n_scored": len(ok), "n_flagged": len(scores) - len(ok),
+                 "n_conditions": len(table), "n_contrasts": len(table) - 1, "base": base,
+                 "n_min": table.n.min(), "n_max": table.n.max(),
+                 "templates_min": table.n_clusters.min(), "templates_max": table.n_clusters.max()}
+    for name, col in (("n", "n"), ("templates", "n_clusters")):
+        lo, hi = int(table[col].min()), int(table[col].max())
+        out[f"{name}_range"] = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    c = failure_counts(scores)
+    out |= {"n_model_right": c["n"] - c["model_wrong"], "n_model_wrong": c["model_wrong"],
+            "n_circuit_wrong": c["circuit_wrong"], "n_both_wrong": c["both_wrong"]}
+    right = (table.accuracy * table.n).round().astype(int)
+    out["accuracy_misses"] = names_or_none(f"{cond} ({k}/{n})" for cond, k, n in
+                                           zip(table.index, right, table.n) if k < n)
+    out["signature_name"] = table.attrs.get("signature") or "none"
+    for s in STATS:
+        if s not in table.columns or table[s].isna().all():
+            continue
+        out |= {f"{s}_ref": table.loc[base, s], f"{s}_ref_lo": table.loc[base, f"{s}_lo"],
+                f"{s}_ref_hi": table.loc[base, f"{s}_hi"],
+                f"{s}_min": table[s].min(), f"{s}_min_cond": table[s].idxmin(),
+                f"{s}_max": table[s].max(), f"{s}_max_cond": table[s].idxmax()}
+    for stat in dict.fromkeys(contrasts.index.get_level_values(0)):
+        d = contrasts.loc[stat]
+        clear = d.q < FDR
+        for side, mask in (("lower", d.difference < 0), ("higher", d.difference > 0)):
+            names = d.index[clear & mask].tolist()
+            out[f"{stat}_clear_{side}"] = _named_q(d, names)
+            out[f"{stat}_n_clear_{side}"] = len(names)
+    out["n_tests"], out["n_clear"] = len(contrasts), int((contrasts.q < FDR).sum())
+    if faith is not None:
+        for key, row in _FAITH_ROWS.items():
+            for suffix, col in (("", "estimate"), ("_lo", "lo"), ("_hi", "hi")):
+                out[f"{key}{suffix}"] = faith.loc[row, col]
+    w = worst_prompts(scores, worst)
+    out |= {"n_worst": len(w), "worst_model_right": int((w.logit_diff > 0).sum()),
+            "worst_model_min": w.logit_diff.min(), "worst_model_max": w.logit_diff.max()}
+    if "condition" in w.columns:
+        out["worst_conditions"] = names_or_none(f"{k} ({n})" for k, n in w.condition.value_counts().items())
+    abl = scores.attrs.get("circuitgen", {}).get("ablation") or {}
+    out |= {"ref_n_groups": abl.get("n_groups", float("nan")),
+            "ref_n_prompts": abl.get("n_reference_prompts", float("nan")),
+            "ref_group_min": abl.get("group_size_min", float("nan"))}
+    return {k: _plain(v) for k, v in out.items()}
+
+
+def condition_values(table: pd.DataFrame, conditions, stats=("faithfulness",)) -> dict[str, int | float | str]:
+    """``<stat>_<condition>`` with ``_lo``/``_hi`` from :func:`by_condition`'s ``table`` for each
+    condition and statistic, and for a proportion also ``_k`` and ``_n`` (prompts right, scored).
+    A condition that was not scored (skipped for this tokenizer) gives NaN, so the text says so
+    rather than the notebook failing."""
+    if isinstance(conditions, str):
+        conditions = [conditions]
+    out = {}
+    for cond in conditions:
+        there = cond in table.index
+        for s in stats:
+            key = f"{s}_{cond}"
+            for suffix in ("", "_lo", "_hi"):
+                out[key + suffix] = table.loc[cond, f"{s}{suffix}"] if there else float("nan")
+            if is_proportion(s):
+                n = int(table.loc[cond, "n"]) if there else 0
+                out[f"{key}_k"] = int(round(table.loc[cond, s] * n)) if there and n else 0
+                out[f"{key}_n"] = n
+    return {k: _plain(v) for k, v in out.items()}
+
+
+def verdict(difference: float, q: float) -> str:
+    """A contrast in words: ``clearly lower``/``clearly higher`` (q < :data:`FDR`), ``not clearly
+    different`` (which is not evidence of no difference) or ``not tested`` (no q)."""
+    if pd.isna(q) or pd.isna(difference):
+        return "not tested"
+    if q < FDR and difference != 0:
+        return "clearly lower" if difference < 0 else "clearly higher"
+    return "not clearly different"
+
+
+def contrast_values(contrasts: pd.DataFrame, stat: str, row: str, key: str | None = None
+                    ) -> dict[str, int | float | str]:
+    """One contrast of :func:`contrast_table` / :func:`pair_contrasts` for glue: ``<key>_diff``
+    with ``_diff_lo``/``_diff_hi``, ``_p``, ``_q`` and ``_verdict`` (:func:`verdict`); ``key``
+    defaults to ``<stat>_<row>``. A contrast that is not in the table (a condition not scored)
+    gives NaN and the verdict ``not scored``."""
+    key = key or f"{stat}_{row}"
+    if (stat, row) in contrasts.index:
+        r = contrasts.loc[(stat, row)]
+        vals = [r.difference, r.lo, r.hi, r.p, r.q, verdict(r.difference, r.q)]
+    else:
+        vals = [float("nan")] * 5 + ["not scored"]
+    names = ("_diff", "_diff_lo", "_diff_hi", "_p", "_q", "_verdict")
+    return {key + n: _plain(v) for n, v in zip(names, vals)}
+
+
 def prompt_set_name(family: str, model: str, seed: int) -> str:
     """``<family>-<model slug>-seed<seed>``, the slug being the model name with ``/`` as ``--``."""
     return f"{family}-{model.replace('/', '--')}-seed{seed}"
@@ -482,4 +697,5 @@ __all__ = ["run_sweep", "by_condition", "ratio_of_means_ci", "format_table", "pl
            "worst_prompts", "main_signature", "flag_lines", "difference_from_reference", "clearly_different",
            "compare_with_reference", "contrast_table", "replication_table", "is_proportion", "interval_note",
            "PROPORTION_STATS", "CLUSTER", "FDR", "failure_counts", "worst_prompt_lines", "prompt_set_name",
-           "save_prompt_set", "shown_path", "STATS"]
+           "save_prompt_set", "shown_path", "STATS", "pair_contrasts", "format_contrasts", "reference_line",
+           "names_or_none", "findings", "condition_values", "verdict", "contrast_values"]
