@@ -290,34 +290,100 @@ if OUTPUT_DIR is not None:
         pd.DataFrame(result.numpy()).to_csv(out / f"{name}.csv", index_label="layer")
     print("saved to", out)
 
+# %%
+from myst_nb import glue
+
+io_col = resid[:, pos["IO"]]
+names_until = max((l for l in range(n_layers) if io_col[l] > 0.5), default=None)
+end_from = next((l for l in range(n_layers) if (end_col[l:] > 0.5).all()), None)
+attn_top = attn_layer.abs().argsort(descending=True)[:3].tolist()
+mlp_order = mlp_layer.abs().argsort(descending=True).tolist()
+best = top_heads.iloc[0]
+r_attr, _ = P.correlation(attr, heads)
+glue("w05_n_prompts", len(s), display=False)
+glue("w05_template", TEMPLATE, display=False)
+glue("w05_order", ORDER, display=False)
+glue("w05_clean_ld", s.clean_mean, display=False)
+glue("w05_corrupted_ld", s.corrupted_mean, display=False)
+for role in ("IO", "S1", "S2"):
+    glue(f"w05_{role.lower()}_layer0", float(resid[0, pos[role]]), display=False)
+glue("w05_names_until", "none" if names_until is None else str(names_until), display=False)
+glue("w05_end_from", "none" if end_from is None else str(end_from), display=False)
+glue("w05_end_last", float(end_col[-1]), display=False)
+glue("w05_s2_max", float(s2_col.max()), display=False)
+glue("w05_s2_max_layer", int(s2_col.argmax()), display=False)
+glue("w05_attn_layers", ", ".join(f"{l} ({attn_layer[l]:+.2f})" for l in attn_top), display=False)
+glue("w05_attn_top_layer", attn_top[0], display=False)
+glue("w05_attn_top_effect", float(attn_layer[attn_top[0]]), display=False)
+glue("w05_mlp_top_layer", mlp_order[0], display=False)
+glue("w05_mlp_top_effect", float(mlp_layer[mlp_order[0]]), display=False)
+glue("w05_mlp_rest_max", float(mlp_layer[mlp_order[1]].abs()), display=False)
+glue("w05_top_head", best["head"], display=False)
+glue("w05_top_effect", float(best["effect"]), display=False)
+glue("w05_next_heads", ", ".join(f"{h} ({e:+.2f})" for h, e in zip(top_heads["head"][1:], top_heads["effect"][1:])),
+     display=False)
+glue("w05_pattern_max", float(patterns.abs().max()), display=False)
+glue("w05_top_head_values", float(values[int(best["layer"]), int(best["index"]) // group]), display=False)
+glue("w05_top_head_pattern", float(patterns[int(best["layer"]), int(best["index"])]), display=False)
+top_values = P.ranked_heads(values, 3)
+glue("w05_values_top", ", ".join(f"{h} ({e:+.2f})" for h, e in zip(top_values["head"], top_values["effect"])),
+     display=False)
+glue("w05_n_heads", heads.numel(), display=False)
+glue("w05_attr_r", float(r_attr), display=False)
+glue("w05_attr_overlap", len(set(top_attr["head"]) & set(top_heads["head"])), display=False)
+glue("w05_attr_top_estimate", float(attr[int(best["layer"]), int(best["index"])]), display=False)
+glue("w05_attr_tl_diff", P.max_abs_diff(attr, attr_tl), display=False)
+glue("w05_attr_speedup", timings["all heads, output (fast)"] / timings["attribution, all heads (batched)"],
+     display=False)
+glue("w05_tl_diff", float(diff), display=False)
+glue("w05_tl_n_checked", n_checked, display=False)
+glue("w05_tl_speedup", t_tl / t_fast_subset, display=False)
+
 # %% [markdown]
 # ## What we found
-# On 8 prompts of one template in ABBA order (reference run; numbers as printed above):
-# - **Where the information sits.** Up to layer 23 the difference between the clean and the ABC
-#   prompts lives at the name positions themselves: patching the clean IO name alone *overshoots*
-#   (+1.8, since the corrupted prompt then holds the clean IO but not the clean S), patching S1
-#   alone gives -2.0, and S2 early on -1.5. In the middle layers S2 carries a smaller positive
-#   effect (at most 0.37, entering layer 21): "this name is repeated" sits at S2. From layer 24
-#   on, END alone carries most of it (0.85 entering the last layer). The move from the names to
-#   END happens in one or two layers, not gradually.
-# - **Layer 23's attention moves it.** Patching layer 23's whole attention output recovers 1.09,
-#   layer 24's -0.55 (it pushes the other way), layer 29's 0.22. The only large MLP effect is
-#   MLP 0 (1.01), which rewrites the name tokens themselves (patching it at every position acts
-#   like an extended embedding); no later MLP exceeds 0.14 in magnitude.
-# - **A few heads carry it.** Head 23.3 alone recovers 1.14; then 23.0 (+0.47) and 29.1
-#   (+0.35); 23.4 (-0.27) and 24.5 (-0.23) work against the answer. These are the heads week 4's
-#   direct logit attribution ranked highest (23.3, 29.1, 23.0), now shown to be causal.
+# On {glue:text}`w05_n_prompts` prompts of template {glue:text}`w05_template` in
+# {glue:text}`w05_order` order (reference run; clean logit difference
+# {glue:text}`w05_clean_ld:.2f`, corrupted {glue:text}`w05_corrupted_ld:.2f`):
+# - **Where the information sits.** Up to layer {glue:text}`w05_names_until` (the last layer at
+#   which patching the clean IO name alone recovers more than half) the difference between the
+#   clean and the ABC prompts lives at the name positions themselves: patching the clean IO name
+#   alone *overshoots* ({glue:text}`w05_io_layer0:+.2f` entering layer 0, since the corrupted
+#   prompt then holds the clean IO but not the clean S), patching S1 alone gives
+#   {glue:text}`w05_s1_layer0:+.2f`, and S2 early on {glue:text}`w05_s2_layer0:+.2f`. In the
+#   middle layers S2 carries a smaller positive effect (at most {glue:text}`w05_s2_max:.2f`,
+#   entering layer {glue:text}`w05_s2_max_layer`): "this name is repeated" sits at S2. From layer
+#   {glue:text}`w05_end_from` on, END alone recovers more than half
+#   ({glue:text}`w05_end_last:.2f` entering the last layer): the information moves from the names
+#   to END between layer {glue:text}`w05_names_until` and layer {glue:text}`w05_end_from`.
+# - **Attention moves it.** The attention layers with the largest effect (whole output, every
+#   position) are {glue:text}`w05_attn_layers`; a negative one pushes the other way. The largest
+#   MLP effect is MLP {glue:text}`w05_mlp_top_layer` ({glue:text}`w05_mlp_top_effect:.2f`); no
+#   other MLP exceeds {glue:text}`w05_mlp_rest_max:.2f` in magnitude. In the reference run that
+#   MLP is MLP 0, which rewrites the name tokens themselves (patching it at every position acts
+#   like an extended embedding).
+# - **A few heads carry it.** Head {glue:text}`w05_top_head` alone recovers
+#   {glue:text}`w05_top_effect:.2f`; the next four are {glue:text}`w05_next_heads` (negative ones
+#   work against the answer). Week 4's direct logit attribution ranked
+#   {glue:text}`w04-ioi-behaviour.ipynb::w04_top_heads:s` highest; patching tests which of them
+#   are causal.
 # - **Output, not values or pattern alone.** No head's attention pattern alone moves the metric by
-#   more than 0.06, and head 23.3's values alone (its K/V head) by 0.04: its effect needs the clean
-#   pattern *and* the clean values together (the head must look at the right name and read that
-#   name). Clean values alone in layer 23's other K/V heads even hurt (-0.50, -0.32): with the
-#   corrupted pattern, the heads sharing them copy the wrong name.
-# - **Attribution patching is an excellent map here.** Over all 270 heads it correlates with exact
-#   patching at r = 1.00 and finds the same top 5, from one batched forward/backward (tens of
-#   times faster than the exact sweep); it overestimates the strongest head (1.33 vs 1.14). It
-#   equals TransformerLens's `attribution_patch`.
+#   more than {glue:text}`w05_pattern_max:.2f`; head {glue:text}`w05_top_head`'s pattern alone
+#   gives {glue:text}`w05_top_head_pattern:+.2f` and its values alone (its K/V head)
+#   {glue:text}`w05_top_head_values:+.2f`, against {glue:text}`w05_top_effect:.2f` for its whole
+#   output: its effect needs the clean pattern *and* the clean values together (the head must look
+#   at the right name and read that name). The K/V heads whose clean values matter most are
+#   {glue:text}`w05_values_top` (layer.K/V head); a negative effect means that with the corrupted
+#   pattern, the heads sharing those values copy the wrong name.
+# - **Attribution patching is a good map here.** Over all {glue:text}`w05_n_heads` heads it
+#   correlates with exact patching at r = {glue:text}`w05_attr_r:.2f` and shares
+#   {glue:text}`w05_attr_overlap` of the exact top 5, from one batched forward/backward
+#   ({glue:text}`w05_attr_speedup:.0f` times faster than the exact sweep in this run); for the
+#   strongest head it estimates {glue:text}`w05_attr_top_estimate:.2f` against the exact
+#   {glue:text}`w05_top_effect:.2f`. It equals TransformerLens's `attribution_patch` (max abs
+#   difference {glue:text}`w05_attr_tl_diff:.1e`).
 # - **The fast sweep is exact.** Tiling the corrupted batch, one patch per replica, reproduces
-#   TransformerLens's per-head loop bit for bit. On this CPU it is only about 1.8x faster per head
-#   (as timed above; 1.4x in an earlier run on a shared machine):
-#   with 8 prompts a forward pass is mostly arithmetic, and tiling saves only the per-pass
-#   overhead (the saving is far larger on small models and small batches).
+#   TransformerLens's per-head loop on {glue:text}`w05_tl_n_checked` heads (max abs difference
+#   {glue:text}`w05_tl_diff:.1e`). In this run it was {glue:text}`w05_tl_speedup:.1f` times faster
+#   per head (wall-clock on a shared machine, so it varies from run to run): with
+#   {glue:text}`w05_n_prompts` prompts a forward pass is mostly arithmetic, and tiling saves only
+#   the per-pass overhead (the saving is far larger on small models and small batches).
