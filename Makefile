@@ -9,12 +9,19 @@ REFERENCE_MODEL := smollm2-135m
 # Extra papermill parameters for a non-reference run, e.g. PARAMS="N_PROMPTS=50 SEED=1"
 PARAMS ?=
 
-.PHONY: help setup book notebooks html test test-lib test-notebooks test-book browser bench clean
+.PHONY: help setup book notebooks html test test-lib test-fast browser bench clean
 
 help:
+	@echo "make setup              create .venv and install the pinned dependencies and the embedded model"
 	@echo "make book [MODEL=gpt2]  run every notebook (papermill) and build the book"
-	@echo "make test               set up, then run the library tests, nbval and the book check"
+	@echo "make notebooks          run every notebook, no HTML build"
+	@echo "make html               build the book from the committed outputs"
+	@echo "make test               set up, then run the library tests, nbval and the book check (CI)"
+	@echo "make test-lib           the library tests only (slow ones included)"
+	@echo "make test-fast          the library tests without the slow (135M-model) ones: a few minutes"
+	@echo "make browser            install headless Chromium for the book check"
 	@echo "make bench              performance ratios of the circuit scorer"
+	@echo "make clean              remove _build and runs/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,6 +57,9 @@ test: $(STAMP) browser
 
 test-lib: $(STAMP)
 	$(PY) -m pytest tests -q -m "not book"
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not book and not slow"
 
 bench: $(STAMP)
 	$(PY) -m circuitgen bench
