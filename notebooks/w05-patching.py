@@ -310,6 +310,9 @@ for role in ("IO", "S1", "S2"):
 glue("w05_names_until", "none" if names_until is None else str(names_until), display=False)
 glue("w05_end_from", "none" if end_from is None else str(end_from), display=False)
 glue("w05_end_last", float(end_col[-1]), display=False)
+glue("w05_end_before_layer", str(end_from - 1) if end_from else "none", display=False)
+glue("w05_end_before", float(end_col[end_from - 1]) if end_from else float("nan"), display=False)
+glue("w05_end_at", float(end_col[end_from]) if end_from is not None else float("nan"), display=False)
 glue("w05_s2_max", float(s2_col.max()), display=False)
 glue("w05_s2_max_layer", int(s2_col.argmax()), display=False)
 glue("w05_attn_layers", ", ".join(f"{l} ({attn_layer[l]:+.2f})" for l in attn_top), display=False)
@@ -344,17 +347,18 @@ glue("w05_tl_speedup", t_tl / t_fast_subset, display=False)
 # On {glue:text}`w05_n_prompts` prompts of template {glue:text}`w05_template` in
 # {glue:text}`w05_order` order (reference run; clean logit difference
 # {glue:text}`w05_clean_ld:.2f`, corrupted {glue:text}`w05_corrupted_ld:.2f`):
-# - **Where the information sits.** Up to layer {glue:text}`w05_names_until` (the last layer at
-#   which patching the clean IO name alone recovers more than half) the difference between the
-#   clean and the ABC prompts lives at the name positions themselves: patching the clean IO name
-#   alone *overshoots* ({glue:text}`w05_io_layer0:+.2f` entering layer 0, since the corrupted
-#   prompt then holds the clean IO but not the clean S), patching S1 alone gives
-#   {glue:text}`w05_s1_layer0:+.2f`, and S2 early on {glue:text}`w05_s2_layer0:+.2f`. In the
-#   middle layers S2 carries a smaller positive effect (at most {glue:text}`w05_s2_max:.2f`,
-#   entering layer {glue:text}`w05_s2_max_layer`): "this name is repeated" sits at S2. From layer
-#   {glue:text}`w05_end_from` on, END alone recovers more than half
-#   ({glue:text}`w05_end_last:.2f` entering the last layer): the information moves from the names
-#   to END between layer {glue:text}`w05_names_until` and layer {glue:text}`w05_end_from`.
+# - **Where the information sits.** Early on, the difference between the clean and the ABC
+#   prompts lives at the name positions themselves: patching the clean IO name alone *overshoots*
+#   ({glue:text}`w05_io_layer0:+.2f` entering layer 0, since the corrupted prompt then holds the
+#   clean IO but not the clean S), patching S1 alone gives {glue:text}`w05_s1_layer0:+.2f`, and S2
+#   early on {glue:text}`w05_s2_layer0:+.2f`. Patching IO alone recovers more than half up to the
+#   stream entering layer {glue:text}`w05_names_until`. In the middle layers S2 carries a smaller
+#   positive effect (at most {glue:text}`w05_s2_max:.2f`, entering layer
+#   {glue:text}`w05_s2_max_layer`): "this name is repeated" sits at S2. END alone recovers
+#   {glue:text}`w05_end_before:+.2f` entering layer {glue:text}`w05_end_before_layer` but
+#   {glue:text}`w05_end_at:.2f` entering layer {glue:text}`w05_end_from`, and more than half from
+#   there on ({glue:text}`w05_end_last:.2f` entering the last layer): the move to END is abrupt,
+#   not gradual.
 # - **Attention moves it.** The attention layers with the largest effect (whole output, every
 #   position) are {glue:text}`w05_attn_layers`; a negative one pushes the other way. The largest
 #   MLP effect is MLP {glue:text}`w05_mlp_top_layer` ({glue:text}`w05_mlp_top_effect:.2f`); no
@@ -367,7 +371,7 @@ glue("w05_tl_speedup", t_tl / t_fast_subset, display=False)
 #   {glue:text}`w04-ioi-behaviour.ipynb::w04_top_heads:s` highest; patching tests which of them
 #   are causal.
 # - **Output, not values or pattern alone.** No head's attention pattern alone moves the metric by
-#   more than {glue:text}`w05_pattern_max:.2f`; head {glue:text}`w05_top_head`'s pattern alone
+#   more than {glue:text}`w05_pattern_max:.2f`; the pattern of head {glue:text}`w05_top_head` alone
 #   gives {glue:text}`w05_top_head_pattern:+.2f` and its values alone (its K/V head)
 #   {glue:text}`w05_top_head_values:+.2f`, against {glue:text}`w05_top_effect:.2f` for its whole
 #   output: its effect needs the clean pattern *and* the clean values together (the head must look
