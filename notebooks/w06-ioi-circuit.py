@@ -329,8 +329,10 @@ glue("w06_top_share", float(mini.relative.max()), display=False)
 #   {glue:text}`w06_f_m_estimate:.2f` nats and with every head ablated it is
 #   {glue:text}`w06_f_0_estimate:.2f`. GPT-2's published circuit keeps 0.87 {cite}`wang2022ioi`.
 # - Random circuits of the same shape ({glue:text}`w06_null_n` draws) reach a median normalised
-#   faithfulness of {glue:text}`w06_null_median:.2f` (best {glue:text}`w06_null_max:.2f`): the
-#   circuit is far above the null, yet far from faithful.
+#   faithfulness of {glue:text}`w06_null_median:.2f` and at best {glue:text}`w06_null_max:.2f`,
+#   against the circuit's {glue:text}`w06_norm_estimate:.2f`: compare the two to see how far
+#   above chance path patching got (the empirical p-value is printed above; with this many draws
+#   it cannot fall below 1/(draws + 1)). Either way the circuit is far from faithful.
 # - Inside the circuit the heads do not play clear roles: the head whose removal costs the most is
 #   {glue:text}`w06_top_head` (a share of {glue:text}`w06_top_share:.2f` of F(C));
 #   {glue:text}`w06_n_under2` heads cost under 2% each and removing {glue:text}`w06_n_raise`

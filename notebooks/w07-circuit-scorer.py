@@ -282,9 +282,9 @@ glue("w07_circuit_wrong", float(((scores.logit_diff > 0) & (scores.circuit_logit
 #   {glue:text}`w07_ratio_estimate:.2f` (95% CI {glue:text}`w07_ratio_lo:.2f` to
 #   {glue:text}`w07_ratio_hi:.2f`, templates resampled) and a normalised faithfulness of
 #   {glue:text}`w07_norm_estimate:.2f` ({glue:text}`w07_norm_lo:.2f` to
-#   {glue:text}`w07_norm_hi:.2f`): far above random circuits of its shape (median
-#   {glue:text}`w07_null_median:.2f`, best {glue:text}`w07_null_max:.2f` of
-#   {glue:text}`w07_null_n`), far below a faithful circuit. On a share of
+#   {glue:text}`w07_norm_hi:.2f`), far below a faithful circuit. Random circuits of its shape reach
+#   a median of {glue:text}`w07_null_median:.2f` and at best {glue:text}`w07_null_max:.2f` of
+#   {glue:text}`w07_null_n` draws (on a subset, where the circuit has {glue:text}`w07_null_circuit:.2f`). On a share of
 #   {glue:text}`w07_circuit_wrong:.2f` of the prompts the model gets right, the circuit alone
 #   prefers the subject.
 # - **The old ablation reference was part of the story.** Scored with the means of the prompts' own
