@@ -463,8 +463,8 @@ keep("abba_verdict", both.loc["order=ABBA", "verdict"])
 # - **Do the sweeps' condition contrasts replicate?** Of {glue:text}`n_contrasts:d` condition
 #   contrasts (accuracy and faithfulness against each family's reference condition),
 #   {glue:text}`n_contrasts_clear_seed0:d` are clear (BH q < 0.05) on the seed-0 prompts of weeks
-#   8-11, and {glue:text}`n_contrasts_replicate:d` are clear with the same sign on the held-out
-#   draw: {glue:text}`contrasts_replicate`. A contrast clear on one draw only is reported as not
+#   8-11; clear with the same sign on the held-out draw as well (replicated):
+#   {glue:text}`n_contrasts_replicate:d`, namely {glue:text}`contrasts_replicate`. A contrast clear on one draw only is reported as not
 #   replicated.
 # - **Prediction on new prompts.** For the excess, held-out $R^2$ is
 #   {glue:text}`excess_r2_conditions:.2f` from the condition labels,
