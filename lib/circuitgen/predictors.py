@@ -252,11 +252,16 @@ def fit_ols(df: pd.DataFrame, spec: str, cov: str = "cluster", by=CLUSTER_BY):
 
 def fit_logit(df: pd.DataFrame, spec: str, cov: str = "cluster", by=CLUSTER_BY):
     """Logistic regression (maximum likelihood), errors clustered as in :func:`fit_ols`. For
-    ``circuit_wrong_model_right`` pass :func:`model_right` rows (other rows are NaN and raise)."""
+    ``circuit_wrong_model_right`` pass :func:`model_right` rows (other rows are NaN and raise).
+    A fit that does not converge (near-separation) is reported through
+    ``result.mle_retvals["converged"]``, which :func:`heldout_check` carries, not as a warning."""
     import statsmodels.formula.api as smf
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-    return smf.logit(spec, data=df, missing="raise").fit(disp=0, maxiter=200,
-                                                          **_cov_args(df, cov, by, logit=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return smf.logit(spec, data=df, missing="raise").fit(disp=0, maxiter=200,
+                                                              **_cov_args(df, cov, by, logit=True))
 
 
 def term_label(term: str) -> str:
