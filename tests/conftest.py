@@ -9,7 +9,9 @@ from circuitgen import load_model
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_grad_by_default():
+def _grad_enabled():
+    """Gradients on for the whole session, whatever an imported module set: the attribution
+    tests need them (the library turns them off locally where it does not)."""
     torch.set_grad_enabled(True)
     yield
 
