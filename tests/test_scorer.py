@@ -183,3 +183,16 @@ def test_spec_that_does_not_fit_the_model(tiny_gpt2):
     big = circuits.load_circuit("gpt2-ioi")
     with pytest.raises(circuits.CircuitSpecError, match="does not exist"):
         scorer.score_circuit(tiny_gpt2, big, HAND, progress=False)
+
+
+def test_the_spec_ablation_is_the_default(tiny_gpt2, spec):
+    """``score_circuit`` without ``ablation=`` uses the spec's own method, as the CLI does."""
+    df = ioi.generate_prompts(tiny_gpt2, n=6, seed=8).df
+    zero_spec = circuits.parse_circuit(SPEC + "ablation: {method: zero}\n", "<zero spec>")
+    by_spec = scorer.score_circuit(tiny_gpt2, zero_spec, df, progress=False, knockouts=False)
+    explicit = scorer.score_circuit(tiny_gpt2, spec, df, ablation=scorer.Ablation("zero"),
+                                    progress=False, knockouts=False)
+    mean = scorer.score_circuit(tiny_gpt2, spec, df, progress=False, knockouts=False)
+    np.testing.assert_array_equal(by_spec.circuit_logit_diff, explicit.circuit_logit_diff)
+    assert by_spec.attrs["circuitgen"]["ablation"]["method"] == "zero"
+    assert not np.allclose(by_spec.circuit_logit_diff, mean.circuit_logit_diff)

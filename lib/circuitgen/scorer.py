@@ -130,6 +130,16 @@ def _signature_hooks(spec: CircuitSpec, batch: B.IOIBatch, store: dict) -> list:
 _GENERATED_MEANS: dict[tuple, A.MeanReference] = {}
 
 
+def spec_ablation(spec: CircuitSpec) -> Ablation:
+    """The scorer's ablation for a spec's ``ablation:`` block (method and ``group_by``)."""
+    wanted = spec.ablation
+    if wanted.method == "mean" and wanted.reference not in (None, "abc"):
+        raise ValueError(f"{spec.source}: ablation reference {wanted.reference!r} is not one the "
+                         "scorer implements; use reference: abc (the ABC prompts), or pass an "
+                         "Ablation explicitly.")
+    return Ablation(method=wanted.method, group_by=tuple(wanted.group_by) or None)
+
+
 def _valid_rows(model, prompts: pd.DataFrame, skip_invalid: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The check table, and the valid rows with positions this model's tokenizer gives."""
     checked = check_prompts(model, prompts)
@@ -182,8 +192,9 @@ def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = Non
 def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: Ablation | None = None,
                   means: A.MeanReference | None = None, batch_size: int = 16, knockouts: bool = True,
                   skip_invalid: bool = False, progress: bool = True, seed: int = 0) -> pd.DataFrame:
-    """Score ``spec`` on every prompt; see the module docstring for the columns."""
-    ablation = ablation or Ablation()
+    """Score ``spec`` on every prompt; see the module docstring for the columns. Without
+    ``ablation``, the spec's own (method and grouping) is used, as the command line does."""
+    ablation = ablation or spec_ablation(spec)
     validate_for_model(spec, model.cfg.n_layers, model.cfg.n_heads, model.circuitgen.model)
     checked, good = _valid_rows(model, prompts, skip_invalid)
     if ablation.method == "resample" and len(good):
@@ -264,5 +275,5 @@ def summary(scores: pd.DataFrame) -> pd.DataFrame:
     return ok[cols].describe(percentiles=[0.25, 0.5, 0.75]).T[["count", "mean", "25%", "50%", "75%"]]
 
 
-__all__ = ["Ablation", "score_circuit", "check_prompts", "mean_reference", "summary",
+__all__ = ["Ablation", "spec_ablation", "score_circuit", "check_prompts", "mean_reference", "summary",
            "MULTI_TOKEN_POLICY"]
