@@ -516,7 +516,8 @@ def make_abc(df: pd.DataFrame, tokenizer, seed: int = 0, *, bos: bool = True) ->
     prompt. Rows that already have an ``abc_prompt`` keep it. Returns a copy with ``abc_prompt``.
     """
     out = df.copy()
-    if "abc_prompt" in out.columns and (out["abc_prompt"].astype(str) != "").all():
+    if "abc_prompt" in out.columns and (out["abc_prompt"].notna()
+                                        & (out["abc_prompt"].astype(str) != "")).all():
         return out
     pool = list(single_token_names(tokenizer, ioi_templates.NAMES, log=False).kept)
     rng = random.Random(seed)

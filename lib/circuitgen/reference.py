@@ -145,11 +145,12 @@ def _concat(batches: Sequence[IOIBatch]) -> IOIBatch:
                     {r: torch.cat([b.pos[r] for b in batches]) for r in batches[0].pos})
 
 
-def _with_abc(model, df: pd.DataFrame, seed: int) -> pd.DataFrame:
-    if "abc_prompt" in df.columns and (df["abc_prompt"].astype(str).str.len() > 0).all():
-        return df
-    return ioi.make_abc(df.drop(columns=[c for c in ("abc_prompt",) if c in df.columns]),
-                        model.tokenizer, seed=seed)
+def uses_generated(prompts: pd.DataFrame, cols: Sequence[str], reference: pd.DataFrame | None,
+                   own_prompts: bool = False) -> bool:
+    """Whether ``prompts`` (grouped by ``cols``) take the fixed generated reference: canonical
+    prompts grouped by template and/or order, with no reference table given."""
+    return (reference is None and not own_prompts and tuple(cols) != PER_PROMPT
+            and set(cols) <= {"template", "order"} and is_canonical(prompts))
 
 
 def generated_reference(model, min_per_group: int = MIN_PER_GROUP, seed: int = REFERENCE_SEED
@@ -181,8 +182,7 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
             cols = ("order",)
             wanted = sorted(set(group_keys(prompts, cols)))
         resolve_group_by(reference, cols)
-    elif (not own_prompts and cols != PER_PROMPT and set(cols) <= {"template", "order"}
-          and is_canonical(prompts)):
+    elif uses_generated(prompts, cols, reference, own_prompts):
         # Every generated group, not only the scored ones: a prompt's score never depends on
         # which other prompts are scored with it.
         source, label = generated_reference(model, min_per_group, seed), f"{GENERATED} (seed {seed})"
@@ -200,7 +200,7 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
     parts, keys, sources = [], [], {}
     for key in wanted:
         rows = source[[k == key for k in source_keys]]
-        rows = _with_abc(model, rows, seed)
+        rows = ioi.make_abc(rows, model.tokenizer, seed=seed)  # keeps ABC prompts already there
         clean, abc = encode(model, rows), encode(model, rows, prompt_col="abc_prompt")
         parts.append(abc)
         keys += [key] * len(rows)
@@ -214,4 +214,4 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
 
 
 __all__ = ["MIN_PER_GROUP", "REFERENCE_SEED", "resolve_group_by", "group_keys", "is_canonical",
-           "ReferenceError", "ReferenceBatch", "substitute_names", "generated_reference", "build_reference"]
+           "ReferenceError", "ReferenceBatch", "substitute_names", "uses_generated", "generated_reference", "build_reference"]

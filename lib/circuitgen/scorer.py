@@ -164,8 +164,7 @@ def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = Non
         _, ref_rows = _valid_rows(model, ablation.reference, skip_invalid=False)
         ablation = replace(ablation, reference=ref_rows)
     cols = R.resolve_group_by(prompts, ablation.group_by)
-    generated = (ablation.reference is None and not ablation.legacy and R.is_canonical(prompts)
-                 and cols != R.PER_PROMPT and set(cols) <= {"template", "order"})
+    generated = R.uses_generated(prompts, cols, ablation.reference, ablation.legacy)
     key = (id(model), cols, ablation.min_per_group, ablation.seed)
     if generated and key in _GENERATED_MEANS:
         return _GENERATED_MEANS[key]
