@@ -1,0 +1,69 @@
+"""Faithfulness against size (circuitgen.curves) on the tiny models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from circuitgen import ablation as A
+from circuitgen import batch as B
+from circuitgen import curves as C
+from circuitgen import ioi
+from circuitgen import nodes as N
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny_llama):
+    return ioi.generate_prompts(tiny_llama, n=10, seed=3).df
+
+
+@pytest.mark.parametrize("method", ["mean", "resample"])
+def test_all_nodes_is_the_model_and_no_nodes_is_empty(tiny_llama, prompts, method):
+    s = C.Setting(tiny_llama, prompts, method=method, batch_size=4)
+    every = N.head_nodes(tiny_llama.cfg.n_layers, tiny_llama.cfg.n_heads)
+    ld = s.logit_diffs([C.FULL, [], every])
+    batch = B.encode(tiny_llama, prompts)
+    clean = B.logit_diff(tiny_llama(batch.tokens, attention_mask=batch.mask), batch)
+    torch.testing.assert_close(ld[0], clean, atol=1e-4, rtol=0)
+    torch.testing.assert_close(ld[2], clean, atol=1e-4, rtol=0)
+    # BOS is the same on every prompt, so keeping it (nodes) or ablating it (engine's empty) agree
+    if method == "mean":
+        replace = A.replacement_fn("mean", batch, means=s.means, groups=s.means.keys(prompts))
+        empty = A.run_variants(tiny_llama, batch, A.empty_keep(tiny_llama, batch)[None], replace)[0]
+        torch.testing.assert_close(ld[1], empty, atol=1e-4, rtol=0)
+    assert not torch.allclose(ld[1], ld[0])
+
+
+def test_chunking_does_not_change_scores(tiny_llama, prompts):
+    circuits = [N.top_nodes(N.score_frame(torch.randn(2, tiny_llama.cfg.n_heads, 6, generator=torch.Generator().manual_seed(k))), 5 * k)
+                for k in (1, 2, 3)]
+    a = C.Setting(tiny_llama, prompts, batch_size=3).logit_diffs(circuits, tile=2)
+    b = C.Setting(tiny_llama, prompts, batch_size=10).logit_diffs(circuits, tile=3)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_score_table_and_summary(tiny_llama, prompts):
+    s = C.Setting(tiny_llama, prompts, batch_size=5)
+    circ = {"one": [N.Node(1, 0, "END")], "rand": C.random_circuit(2, tiny_llama.cfg.n_heads, 7, seed=0)}
+    long = C.score_circuits(s, circ)
+    assert len(long) == 2 * len(prompts) and set(long.n_nodes) == {1, 7}
+    summ = C.with_intervals(long, C.summarise(long), n_resamples=200)
+    row = summ.set_index("circuit").loc["rand"]
+    sub = long[long.circuit == "rand"]
+    expect = (sub.circuit_logit_diff.mean() - sub.empty_logit_diff.mean()) / (
+        sub.logit_diff.mean() - sub.empty_logit_diff.mean())
+    assert row.normalised == pytest.approx(expect)
+    assert row.normalised_lo <= row.normalised <= row.normalised_hi
+
+
+def test_area_summaries_match_numpy_trapezoid():
+    x = np.array(C.MIB_FRACTIONS)
+    y = np.linspace(-0.2, 1.3, len(x)) ** 2
+    got = C.area_summaries(x, y)
+    assert got["CPR"] == pytest.approx(np.trapezoid(y, x))
+    assert got["CMD"] == pytest.approx(np.trapezoid(np.abs(1 - y), x))
+    assert C.area_summaries([0, 1], [1, 1]) == {"CPR": 1.0, "CMD": 0.0}
+    with pytest.raises(ValueError):
+        C.area_summaries([0.5, 0.1], [1, 1])
+    assert C.counts_for(1620)[:4] == [1, 3, 8, 16] and C.counts_for(1620)[-1] == 1620
