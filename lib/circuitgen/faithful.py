@@ -1,0 +1,145 @@
+"""Week 13's pipeline: discover circuits three ways on three discovery sets, score them against
+size on held-out prompts, and measure how stable discovery is.
+
+Every expensive step writes a :class:`circuitgen.tables.ResultTable` whose sidecar carries the
+fingerprint of its inputs (the prompts, the model, the method and its parameters, this module's
+:data:`VERSION`); :func:`circuitgen.tables.cached` reuses a file only while that fingerprint
+matches, so the notebook re-runs in minutes from the committed files, and anything stale is
+recomputed. ``scripts/week13.py`` runs the same steps outside the notebook.
+
+Methods (each returns a node score table, :mod:`circuitgen.nodes`; a circuit of size k is the
+top-k head nodes of its ranking):
+
+- ``eap-ig``: EAP-IG node attributions (:mod:`circuitgen.eap`), ranked by |score|;
+- ``pruning``: exact ACDC-style pruning (:mod:`circuitgen.pruning`), ranked by the size of each
+  node's effect when it was tested (kept nodes first);
+- ``path-patching``: Wang et al.'s path patching (:mod:`circuitgen.discovery`), ranked as that
+  module documents.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from circuitgen import curves as C
+from circuitgen import nodes as N
+from circuitgen import tables as T
+from circuitgen.paths import DATA_DIR
+
+VERSION = "faithful-1"
+METHODS = ("eap-ig", "pruning", "path-patching")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Parameters of a discovery method, fixed before any result was seen (LAB_NOTEBOOK,
+    2026-11-26, week 13 plan)."""
+
+    eap_steps: int = 5
+    prune_threshold: float = 0.01          # of the full model's mean logit difference
+    prune_prompts: int = 48                # pruning runs on the first 48 prompts of a set
+    pp_threshold: float = 0.05
+    pp_exact_prompts: int = 50
+
+    def for_method(self, method: str) -> dict:
+        return {"eap-ig": {"steps": self.eap_steps},
+                "pruning": {"threshold": self.prune_threshold, "n_prompts": self.prune_prompts},
+                "path-patching": {"threshold": self.pp_threshold,
+                                  "n_exact_prompts": self.pp_exact_prompts}}[method]
+
+
+def _runner(method: str) -> Callable:
+    if method not in METHODS:
+        raise ValueError(f"unknown discovery method {method!r}; use one of {METHODS}")
+    from circuitgen import discovery_methods
+    return getattr(discovery_methods, method.replace("-", "_"))
+
+
+def discover(model, prompts: pd.DataFrame, method: str, set_label: str, *,
+             config: MethodConfig = MethodConfig(), out_dir: pathlib.Path | None = None,
+             log=print) -> T.ResultTable:
+    """The node score table of ``method`` on ``prompts`` (cached under ``out_dir``)."""
+    params = config.for_method(method)
+    out = pathlib.Path(out_dir or DATA_DIR / "discovery")
+    path = out / f"{model.circuitgen.model}-{method}-{set_label}.csv"
+    inputs = {"prompts": prompts, "model": model.circuitgen.model, "method": method,
+              "params": params, "version": VERSION}
+
+    def compute():
+        t0 = time.perf_counter()
+        table = _runner(method)(model, prompts, **params)
+        table = table.assign(method=method, discovery_set=set_label)
+        return T.ResultTable(table, {"seconds": round(time.perf_counter() - t0, 1)})
+
+    return T.cached(path, inputs, compute,
+                    meta={"method": method, "params": params, "discovery_set": set_label,
+                          "n_prompts": len(prompts), "model": model.circuitgen.model}, log=log)
+
+
+def ranking(table: pd.DataFrame) -> list[N.Node]:
+    """Head nodes, best first: by ``rank`` when the method gives one, else by |score|."""
+    heads = table[table["kind"] == "head"]
+    if "rank" in heads.columns and heads["rank"].notna().any():
+        order = heads.sort_values(["rank", "node"], kind="mergesort")
+        return [N.parse_node(x) for x in order["node"]]
+    return N.top_nodes(heads, len(heads))
+
+
+def curve_circuits(rankings: dict[str, Sequence[N.Node]], counts: Sequence[int], n_layers: int,
+                   n_heads: int, n_random: int = 2, extra: dict[str, Sequence[N.Node]] | None = None
+                   ) -> dict[str, list[N.Node]]:
+    """Every circuit of a size curve, labelled ``method|k`` (``random<i>|k`` for the baselines)."""
+    circuits: dict[str, list[N.Node]] = {}
+    for method, rank in rankings.items():
+        for k in counts:
+            circuits[f"{method}|{k}"] = list(rank[:k])
+    for i in range(n_random):
+        for k in counts:
+            circuits[f"random{i}|{k}"] = C.random_circuit(n_layers, n_heads, k, seed=1000 * i + k)
+    for label, nodes in (extra or {}).items():
+        circuits[f"{label}|{len(nodes)}"] = list(nodes)
+    return circuits
+
+
+def split_label(table: pd.DataFrame) -> pd.DataFrame:
+    """``circuit`` labels ``method|k`` -> columns ``family`` and ``k``."""
+    parts = table["circuit"].str.rsplit("|", n=1, expand=True)
+    return table.assign(family=parts[0], k=parts[1].astype(int))
+
+
+def stability(rankings: dict[tuple[str, str], Sequence[N.Node]], sizes: Sequence[int]) -> pd.DataFrame:
+    """Jaccard overlap of equal-size circuits between discovery sets, per method and size."""
+    rows = []
+    by_method: dict[str, dict[str, Sequence[N.Node]]] = {}
+    for (method, set_label), rank in rankings.items():
+        by_method.setdefault(method, {})[set_label] = rank
+    for method, sets in by_method.items():
+        labels = sorted(sets)
+        for k in sizes:
+            for i, a in enumerate(labels):
+                for b in labels[i + 1:]:
+                    rows.append({"method": method, "k": k, "pair": f"{a}-{b}",
+                                 "jaccard": N.jaccard(sets[a][:k], sets[b][:k]),
+                                 "head_jaccard": N.jaccard(N.heads_of(sets[a][:k]),
+                                                           N.heads_of(sets[b][:k]))})
+    return pd.DataFrame(rows)
+
+
+def selection_frequency(rankings: dict[tuple[str, str], Sequence[N.Node]], k: int) -> pd.DataFrame:
+    """How many of the discovery sets put each head node in their top k, per method."""
+    rows = []
+    for (method, set_label), rank in rankings.items():
+        for n in rank[:k]:
+            rows.append({"method": method, "set": set_label, "node": n.label, "head": f"{n.layer}.{n.head}"})
+    df = pd.DataFrame(rows)
+    return (df.groupby(["method", "node"]).size().rename("n_sets").reset_index()
+            .sort_values(["method", "n_sets", "node"], ascending=[True, False, True]))
+
+
+__all__ = ["VERSION", "METHODS", "MethodConfig", "discover", "ranking", "curve_circuits",
+           "split_label", "stability", "selection_frequency"]
