@@ -1,0 +1,183 @@
+"""Forward passes that resume from a cached residual stream at layer L.
+
+Exact pruning, size curves and activation patching run many forward passes whose changes all lie
+at layers >= L. Everything below L is then the same in every pass, so it is run once
+(:func:`resid_pre`) and each pass runs only blocks ``L .. n_layers-1`` on the cached residual
+(:func:`run_from`), with the caller's TransformerLens hooks firing inside those blocks exactly as
+in ``model.run_with_hooks``. TransformerBridge's own ``start_at_layer`` cannot do this: it still
+runs the lower blocks and discards their output.
+
+How: the bridge's blocks (``model.blocks[i]``, wrapping the Hugging Face layers, hook points
+included) are called directly, with the very arguments the Hugging Face model hands them in a full
+forward (the causal + padding mask, rotary ``position_embeddings``, ``position_ids``). Those are
+captured by a cheap probe, a forward stopped before block 0 (embedding only), so the mask and
+positions are Hugging Face's own, for any architecture whose blocks all receive the same
+arguments (GPT-2, Llama and its grouped-query variants; not sliding-window models, refused). The
+key/value cache is dropped (it only stores keys and values; attention reads the same ones).
+
+Batches are :class:`circuitgen.batch.IOIBatch` (right padding, BOS at 0); logits are read at each
+prompt's END. ``tile`` runs ``tile`` replicas of the batch in one pass, row-major like
+``tokens.repeat(tile, 1)``, as :func:`circuitgen.ablation.run_variants` does.
+
+- :func:`resid_pre`: ``{layer: blocks.layer.hook_resid_pre}`` from one forward.
+- :func:`run_from`: the final residual (before the final norm) at END.
+- :func:`logit_diff_from`: IO - S at END, unembedding only those two columns.
+- :func:`end_logits_from`: full logits at END.
+- :func:`run_variants_resumed`: :func:`circuitgen.ablation.run_variants`, with variants whose
+  keep masks agree below a layer sharing one pass up to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from circuitgen.batch import IOIBatch
+
+Hooks = Sequence[tuple[str | Callable, Callable]]
+
+
+class _Stop(Exception):
+    pass
+
+
+def resid_pre(model, batch: IOIBatch, fwd_hooks: Hooks = ()) -> dict[int, torch.Tensor]:
+    """The residual stream entering every block, ``{layer: [batch, pos, d_model]}``, from one
+    forward with ``fwd_hooks`` (the last block, the final norm and the unembedding are skipped:
+    nothing after ``blocks.{n-1}.hook_resid_pre`` is needed)."""
+    n_layers = model.cfg.n_layers
+    store: dict[int, torch.Tensor] = {}
+
+    def grab(layer: int):
+        def hook(x, hook):
+            store[layer] = x.clone()
+            if layer == n_layers - 1:
+                raise _Stop
+        return hook
+
+    hooks = [*fwd_hooks, *((f"blocks.{i}.hook_resid_pre", grab(i)) for i in range(n_layers))]
+    try:
+        model.run_with_hooks(batch.tokens, attention_mask=batch.mask, fwd_hooks=hooks)
+    except _Stop:
+        pass
+    return store
+
+
+def _is_cache(x) -> bool:
+    from transformers.cache_utils import Cache
+
+    return isinstance(x, Cache)
+
+
+def block_inputs(model, tokens: torch.Tensor, mask: torch.Tensor | None) -> tuple[tuple, dict]:
+    """The arguments (after the hidden states) that the Hugging Face model passes to every block
+    for these tokens: captured from a forward stopped before block 0, the KV cache removed."""
+    config = getattr(model.original_model, "config", None)
+    kinds = set(getattr(config, "layer_types", None) or ())
+    if len(kinds) > 1 or getattr(config, "sliding_window", None):
+        raise NotImplementedError(f"resuming needs every block to get the same mask; this model's "
+                                  f"blocks differ ({sorted(kinds) or 'sliding window'}).")
+    seen: dict[str, object] = {}
+
+    def capture(module, args, kwargs):
+        seen["args"], seen["kwargs"] = args, kwargs
+        raise _Stop
+
+    handle = model.blocks[0].register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        model(tokens, attention_mask=mask, stop_at_layer=0, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if "args" not in seen:
+        raise RuntimeError("the probe forward never reached block 0; cannot resume this model.")
+    args = tuple(None if _is_cache(a) else a for a in seen["args"][1:])
+    kwargs = {k: (None if _is_cache(v) else v) for k, v in seen["kwargs"].items()}
+    if "use_cache" in kwargs:
+        kwargs["use_cache"] = False
+    return args, kwargs
+
+
+def _check_hooks(fwd_hooks: Hooks, layer: int) -> None:
+    """Refuse hooks that act below ``layer``: the cached residual already fixed those layers,
+    so they would silently do nothing here while changing a full run."""
+    for name, _ in fwd_hooks:
+        if not isinstance(name, str):
+            continue
+        if name.startswith("blocks."):
+            if int(name.split(".")[1]) < layer:
+                raise ValueError(f"hook {name!r} acts below layer {layer}, where the forward "
+                                 "resumes; put it in the pass that computed the residual.")
+        elif not name.startswith(("ln_final", "unembed")):
+            raise ValueError(f"hook {name!r} acts before the blocks; it cannot fire when "
+                             "resuming from a cached residual.")
+
+
+def run_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor, fwd_hooks: Hooks = (),
+             tile: int = 1) -> torch.Tensor:
+    """The final residual (before the final norm) at each prompt's END, ``[tile * batch,
+    d_model]``, running only blocks ``layer .. n_layers-1`` on ``resid`` (``[batch, pos,
+    d_model]``, the residual entering ``layer``; tiled ``tile`` times), with ``fwd_hooks``
+    firing in those blocks as in ``model.run_with_hooks`` (``blocks.layer.hook_resid_pre``
+    included)."""
+    n_layers = model.cfg.n_layers
+    if not 0 <= layer <= n_layers:
+        raise ValueError(f"layer {layer} out of range for a {n_layers}-layer model.")
+    _check_hooks(fwd_hooks, layer)
+    x = resid.repeat(tile, 1, 1) if tile > 1 else resid
+    if x.shape[:2] != (tile * len(batch), batch.tokens.shape[1]):
+        raise ValueError(f"resid has shape {tuple(resid.shape)}; expected [batch={len(batch)}, "
+                         f"pos={batch.tokens.shape[1]}, d_model].")
+    if layer < n_layers:
+        args, kwargs = block_inputs(model, batch.tokens.repeat(tile, 1), batch.mask.repeat(tile, 1))
+        with model.hooks(fwd_hooks=list(fwd_hooks)):
+            for i in range(layer, n_layers):
+                out = model.blocks[i](x, *args, **kwargs)
+                x = out[0] if isinstance(out, tuple) else out
+    return x[torch.arange(x.shape[0]), batch.end.repeat(tile)]
+
+
+def _final_norm(model, x: torch.Tensor, fwd_hooks: Hooks) -> torch.Tensor:
+    """The final norm of ``[rows, d_model]`` (hooks on ``ln_final`` fire)."""
+    hooks = [h for h in fwd_hooks if isinstance(h[0], str) and h[0].startswith("ln_final")]
+    with model.hooks(fwd_hooks=hooks):
+        return model.ln_final(x[:, None])[:, 0]
+
+
+def end_logits_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor,
+                    fwd_hooks: Hooks = (), tile: int = 1) -> torch.Tensor:
+    """Logits at END, ``[tile * batch, vocab]``, resuming at ``layer`` (see :func:`run_from`)."""
+    x = _final_norm(model, run_from(model, batch, layer, resid, fwd_hooks, tile), fwd_hooks)
+    with model.hooks(fwd_hooks=[h for h in fwd_hooks
+                                if isinstance(h[0], str) and h[0].startswith("unembed")]):
+        return model.unembed(x[:, None])[:, 0]
+
+
+def logit_diff_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor,
+                    fwd_hooks: Hooks = (), tile: int = 1) -> torch.Tensor:
+    """logit(IO) - logit(S) at END, ``[tile, batch]``, resuming at ``layer``: the final norm,
+    then only the unembedding columns of the batch's IO and S tokens (``W_U[:, io]``,
+    ``W_U[:, s]``, biases included) instead of the whole vocabulary."""
+    x = _final_norm(model, run_from(model, batch, layer, resid, fwd_hooks, tile), fwd_hooks)
+    return _diff(model, x, batch, tile)
+
+
+def _diff(model, x: torch.Tensor, batch: IOIBatch, tile: int) -> torch.Tensor:
+    """IO - S from final-normed END rows ``[tile * batch, d_model]``: ``[tile, batch]``.
+
+    The needed columns go through one matmul ``x @ W_U[:, cols]``, which rounds like the full
+    unembedding (measured: bitwise equal on SmolLM2), where a dot with ``W_U[:, io] - W_U[:, s]``
+    differs by up to 1e-5."""
+    n = len(batch)
+    cols, inv = torch.unique(torch.cat([batch.io_id, batch.s_id]), return_inverse=True)
+    logits = x @ model.W_U[:, cols].to(x.dtype)
+    if model.b_U is not None:
+        logits = logits + model.b_U[cols].to(x.dtype)
+    rows = torch.arange(x.shape[0])
+    io, s = inv[:n].repeat(tile), inv[n:].repeat(tile)
+    return (logits[rows, io] - logits[rows, s]).view(tile, n)
+
+
+__all__ = ["resid_pre", "run_from", "logit_diff_from", "end_logits_from", "block_inputs"]
