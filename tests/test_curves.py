@@ -67,3 +67,22 @@ def test_area_summaries_match_numpy_trapezoid():
     with pytest.raises(ValueError):
         C.area_summaries([0.5, 0.1], [1, 1])
     assert C.counts_for(1620)[:4] == [1, 3, 8, 16] and C.counts_for(1620)[-1] == 1620
+
+
+def test_smallest_in_band_refines_between_grid_points(tiny_llama, prompts):
+    s = C.Setting(tiny_llama, prompts, batch_size=10)
+    every = N.head_nodes(tiny_llama.cfg.n_layers, tiny_llama.cfg.n_heads)
+    rank = sorted(every, key=lambda n: (n.role != "END", n.layer, n.head, n.role))
+    grid = [6, 12, len(every)]
+    long = C.score_circuits(s, {f"k{k}": rank[:k] for k in grid})
+    norm = C.summarise(long).normalised.tolist()
+    k, extra = C.smallest_in_band(s, rank, grid, norm, band=(0.999, 1.001))
+    assert norm[-1] == pytest.approx(1.0)
+    # independent check: every size the bisection rejected is outside the band, the answer inside
+    for kk, v in extra:
+        ld = s.logit_diffs([C.FULL, [], rank[:kk]]).mean(-1)
+        assert v == pytest.approx(float((ld[2] - ld[1]) / (ld[0] - ld[1])), abs=1e-5)
+    ld = s.logit_diffs([C.FULL, [], rank[:k]]).mean(-1)
+    assert 0.999 <= float((ld[2] - ld[1]) / (ld[0] - ld[1])) <= 1.001
+    assert k > grid[1] or norm[1] >= 0.999
+    assert C.smallest_in_band(s, rank, grid, [0.1, 0.2, 0.3]) == (None, [])

@@ -174,12 +174,12 @@ def smallest_in_band(setting: Setting, ranking: Sequence[N.Node], grid: Sequence
     i = inside[0]
     lo, hi = (grid[i - 1] if i > 0 else 0), grid[i]
     extra: list[tuple[int, float]] = []
+    m, e = (float(x.mean()) for x in setting.logit_diffs([FULL, []]))
     for _ in range(max_steps):
         if hi - lo <= 1:
             break
         mid = (lo + hi) // 2
-        ld = setting.logit_diffs([FULL, [], list(ranking[:mid])])
-        m, e, c = (float(x.mean()) for x in ld)  # F(M), F(∅) recomputed: cheap next to F(C)
+        c = float(setting.logit_diffs([list(ranking[:mid])])[0].mean())
         value = (c - e) / (m - e)
         extra.append((mid, value))
         if band[0] <= value <= band[1]:
