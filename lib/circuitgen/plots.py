@@ -1,0 +1,95 @@
+"""Figures the chapters share, drawn one way everywhere.
+
+- :func:`head_heatmap`: a layer × head map with one fixed diverging colour map (:data:`DIVERGING`,
+  positive red) and limits symmetric about zero, so the colours mean the same in every chapter;
+- :func:`size_curve`: faithfulness against circuit size, one line per method, with intervals,
+  random circuits and single circuits as points, the target band shaded;
+- :func:`circuit_graph`: a node-level circuit as a graph: role position across, layer up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from circuitgen import nodes as N
+
+DIVERGING = "RdBu_r"
+ROLE_ORDER = ("IO", "S1", "S1+1", "other", "S2", "END")   # left to right, roughly token order
+
+
+def head_heatmap(ax, values, *, title: str, label: str, vmax: float | None = None):
+    """``values`` ``[layer, head]`` on a symmetric diverging scale; returns the image."""
+    v = np.asarray(values, float)
+    lim = vmax if vmax is not None else float(np.nanmax(np.abs(v))) or 1.0
+    im = ax.imshow(v, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", origin="lower")
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    plt.colorbar(im, ax=ax, label=label)
+    return im
+
+
+def size_curve(ax, curves: pd.DataFrame, *, n_nodes: int, title: str,
+               band: tuple[float, float] | None = (0.85, 1.15), points: pd.DataFrame | None = None,
+               random: pd.DataFrame | None = None):
+    """``curves``: rows with ``family, n_nodes, normalised`` (+ ``normalised_lo/hi``), one line per
+    family; ``random``: the same columns, drawn as grey dots; ``points``: single circuits, marked."""
+    if band is not None:
+        ax.axhspan(*band, color="C2", alpha=0.12, lw=0, label=f"target band {band[0]}–{band[1]}")
+    ax.axhline(1.0, color="black", lw=0.6)
+    ax.axhline(0.0, color="black", lw=0.6, ls=":")
+    for i, (family, g) in enumerate(curves.groupby("family", sort=False)):
+        g = g.sort_values("n_nodes")
+        x = g.n_nodes / n_nodes
+        ax.plot(x, g.normalised, marker="o", ms=3.5, color=f"C{i}", label=family)
+        if "normalised_lo" in g:
+            ax.fill_between(x, g.normalised_lo, g.normalised_hi, color=f"C{i}", alpha=0.15, lw=0)
+    if random is not None and len(random):
+        ax.scatter(random.n_nodes / n_nodes, random.normalised, s=10, color="grey",
+                   label="random circuits, same size", zorder=3)
+    if points is not None:
+        for j, (_, r) in enumerate(points.iterrows()):
+            ax.scatter(r.n_nodes / n_nodes, r.normalised, marker="*", s=120, color=f"C{6 + j}",
+                       edgecolor="black", zorder=4, label=r.family)
+    ax.set_xscale("log")
+    ax.set_xlabel("circuit size (fraction of all (head, position) nodes, log scale)")
+    ax.set_ylabel("normalised faithfulness")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+
+
+def circuit_graph(ax, nodes: Sequence[N.Node], n_layers: int, *, title: str,
+                  weights: dict[str, float] | None = None, max_labels: int = 12):
+    """Head nodes as dots at (role position, layer); several heads at one (role, layer) spread
+    sideways. Size shows |weight| when given; the strongest ``max_labels`` are labelled."""
+    roles = {r: i for i, r in enumerate(ROLE_ORDER)}
+    heads = [n for n in nodes if n.head is not None]
+    by_cell: dict[tuple[str, int], list[N.Node]] = {}
+    for n in heads:
+        by_cell.setdefault((n.role, n.layer), []).append(n)
+    w = {n.label: abs((weights or {}).get(n.label, 1.0)) for n in heads}
+    top = set(sorted(w, key=w.get, reverse=True)[:max_labels])
+    wmax = max(w.values(), default=1.0) or 1.0
+    for (role, layer), cell in by_cell.items():
+        cell = sorted(cell, key=lambda n: n.head)
+        offsets = np.linspace(-0.3, 0.3, len(cell)) if len(cell) > 1 else [0.0]
+        for off, n in zip(offsets, cell):
+            x = roles[role] + off
+            ax.scatter(x, layer, s=15 + 120 * w[n.label] / wmax, color="C3", alpha=0.8, zorder=3)
+            if n.label in top:
+                ax.annotate(f"{n.layer}.{n.head}", (x, layer), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points")
+    ax.set_xticks(range(len(ROLE_ORDER)), ROLE_ORDER)
+    ax.set_xlim(-0.6, len(ROLE_ORDER) - 0.4)
+    ax.set_ylim(-0.5, n_layers - 0.5)
+    ax.set_xlabel("role position")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+
+
+__all__ = ["DIVERGING", "ROLE_ORDER", "head_heatmap", "size_curve", "circuit_graph"]
