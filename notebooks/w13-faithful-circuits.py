@@ -143,11 +143,109 @@ print(areas.round(2).to_string())
 # size before it; since a curve need not rise monotonically this is the smallest size *found*.
 
 # %%
-target = faithful.targets(model, evaluation, rank1, curve, out_dir=out).df
+found = faithful.smallest(model, evaluation, rank1, curve, out_dir=out).df
+chosen = {r.method: rank1[r.method][: int(r.k)] for r in found.itertuples() if pd.notna(r.k)}
+scored = faithful.circuit_scores(model, evaluation, {**chosen, "week 6": week6.nodes()},
+                                 "chosen-circuits", out_dir=out).df
+best = pd.concat([curves.with_intervals(g, curves.summarise(g)).assign(ablation=a)
+                  for a, g in scored.groupby("ablation", sort=False)], ignore_index=True)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-show = target[["method", "k", "n_heads", "mean_normalised", "mean_normalised_lo",
-               "mean_normalised_hi", "resample_normalised"]].copy()
-show.insert(2, "fraction", show.k / n_nodes)
-print(show.round(3).to_string(index=False))
+table = found.set_index("method")[["k"]].copy()
+table["fraction"] = table.k / n_nodes
+table["heads"] = [len(N.heads_of(chosen[m])) if m in chosen else pd.NA for m in table.index]
+for abl in ("mean", "resample"):
+    b = best[best.ablation == abl].set_index("circuit")
+    for col, name in (("normalised", abl), ("normalised_lo", f"{abl} lo"), ("normalised_hi", f"{abl} hi")):
+        table[name] = table.index.map(b[col])
+print(table.round(3).to_string())
+w6 = best[best.circuit == "week 6"].set_index("ablation")
+print(f"week-6 circuit ({len(week6.nodes())} nodes, {len(week6.heads())} heads): normalised "
+      f"{w6.loc['mean', 'normalised']:.2f} (95% CI {w6.loc['mean', 'normalised_lo']:.2f} to "
+      f"{w6.loc['mean', 'normalised_hi']:.2f}) under mean ablation")
+
+# %% [markdown]
+# ### Templates the discovery never saw
+# The same circuits on the evaluation prompts split by whether their template was among the
+# discovery templates. (Eight prompts per template: four held-out templates are 32 prompts, so
+# these intervals are wide.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rows = []
+for (abl, circ, held), g in scored.groupby(["ablation", "circuit", "held_out_template"]):
+    s = curves.with_intervals(g, curves.summarise(g)).iloc[0]
+    rows.append({"ablation": abl, "circuit": circ, "templates": "held out" if held else "seen",
+                 "n": int(s.n_prompts), "normalised": s.normalised, "lo": s.normalised_lo,
+                 "hi": s.normalised_hi})
+by_template = pd.DataFrame(rows)
+print(by_template[by_template.ablation == "mean"].drop(columns="ablation").round(2).to_string(index=False))
+
+# %% [markdown]
+# ## The chosen circuits, drawn
+# Each dot is a head at a role position (layer upwards, the prompt's positions left to right);
+# its size shows the method's score. Labelled: the strongest heads.
+
+# %% tags=["hide-input"]
+score_of = {m: dict(zip(runs[(m, "set1")].df.node, runs[(m, "set1")].df.score)) for m in METHODS}
+drawn = {**chosen} if chosen else {m: rank1[m][:curves.counts_for(n_nodes)[5]] for m in METHODS}
+fig, axes = plt.subplots(1, len(drawn) + 1, figsize=(4.2 * (len(drawn) + 1), 6), sharey=True)
+for ax, (m, circ) in zip(axes, drawn.items()):
+    plots.circuit_graph(ax, circ, n_layers, weights=score_of[m],
+                        title=f"{m}: {len(circ)} nodes, {len(N.heads_of(circ))} heads")
+plots.circuit_graph(axes[-1], week6.nodes(), n_layers,
+                    title=f"week 6: {len(week6.nodes())} nodes, {len(week6.heads())} heads")
+fig.suptitle(f"Circuits as (role position, layer) graphs ({MODEL})")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The chosen circuits are written as circuit specs (per-head positions, provenance) for the
+# chapters that follow; the reference run writes them to `data/circuits/`.
+
+# %%
+spec_dir = paths.CIRCUITS_DIR if OUTPUT_DIR is None else paths.output_dir(OUTPUT_DIR)
+written = []
+for m, circ in chosen.items():
+    row = found.set_index("method").loc[m]
+    spec = circuits.spec_from_nodes(
+        circ, MODEL, description=f"smallest top-k {m} circuit with normalised faithfulness in "
+        f"{list(curves.TARGET_BAND)} on the week-13 evaluation set (mean ablation)",
+        provenance={"method": m, "threshold": config.for_method(m), "discovery_set": "set1",
+                    "n_prompts": N_DISCOVERY, "date": "2026-11-26", "k": int(row.k),
+                    "found_by": "notebooks/w13-faithful-circuits"})
+    path = spec_dir / f"{MODEL.replace('/', '--')}-ioi-{m}.yaml"
+    spec.to_yaml(path)
+    assert circuits.load_circuit(path).nodes() == sorted(circ)
+    written.append(path.name)
+print("written:", written or "none (no method reached the target band)")
+
+# %% [markdown]
+# ## Stability: the same method on three disjoint discovery sets
+# For circuits of equal size, the overlap (Jaccard index) of the nodes chosen on two discovery
+# sets, and of the heads those nodes belong to.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+sizes = [int(f * n_nodes) for f in STABILITY_FRACTIONS]
+stab = faithful.stability(rankings, sizes)
+stab_table = stab.groupby(["method", "k"])[["jaccard", "head_jaccard"]].agg(["mean", "min", "max"])
+print(stab_table.round(2).to_string())
+
+# %% [markdown]
+# How often each node is chosen (top {glue:text}`w13_stab_k:d` nodes of each set), and the heads
+# whose nodes every set chooses:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+k_stab = sizes[1]
+freq = faithful.selection_frequency(rankings, k_stab)
+everywhere = freq[freq.n_sets == len(sets.discovery)]
+for m in METHODS:
+    nodes_all = everywhere[everywhere.method == m].node.tolist()
+    heads_all = sorted({n.split("@")[0] for n in nodes_all}, key=lambda h: tuple(map(int, h.split("."))))
+    print(f"{m}: {len(nodes_all)} of {k_stab} nodes in all {len(sets.discovery)} sets; heads: {', '.join(heads_all)}")
+common = set.intersection(*({n for n in everywhere[everywhere.method == m].node} for m in METHODS))
+print(f"nodes every method chose on every set: {', '.join(sorted(common)) or 'none'}")
+glue("w13_stab_k", k_stab, display=False)

@@ -141,10 +141,6 @@ def selection_frequency(rankings: dict[tuple[str, str], Sequence[N.Node]], k: in
             .sort_values(["method", "n_sets", "node"], ascending=[True, False, True]))
 
 
-__all__ = ["VERSION", "METHODS", "MethodConfig", "discover", "ranking", "curve_circuits",
-           "split_label", "stability", "selection_frequency"]
-
-
 def size_curves(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Node]], *,
                 ablations: Sequence[str] = ("mean", "resample"), fractions=C.MIB_FRACTIONS,
                 n_random: int = 2, extra: dict[str, Sequence[N.Node]] | None = None,
@@ -170,44 +166,48 @@ def size_curves(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Nod
                                                  "counts": counts}, log=log)
 
 
-def targets(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Node]],
-            curve: pd.DataFrame, *, band=C.TARGET_BAND, out_dir: pathlib.Path | None = None,
-            log=print) -> T.ResultTable:
-    """Per method, the smallest top-k circuit found in ``band`` under mean ablation (cached), with
-    its normalised faithfulness under mean and resample ablation and their intervals."""
+def smallest(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Node]],
+             curve: pd.DataFrame, *, band=C.TARGET_BAND, out_dir: pathlib.Path | None = None,
+             log=print) -> T.ResultTable:
+    """Per method, the smallest top-k circuit found in ``band`` under mean ablation (cached):
+    ``method, k`` (missing when no size on the curve reaches the band) and the bisection points."""
     out = pathlib.Path(out_dir or DATA_DIR / "discovery")
-    path = out / f"{model.circuitgen.model}-targets.csv"
+    path = out / f"{model.circuitgen.model}-smallest.csv"
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
               "band": list(band), "rankings": {m: [n.label for n in r] for m, r in rankings.items()},
               "curve": curve}
 
     def compute():
         mean = C.Setting(model, prompts, method="mean")
-        rows, chosen = [], {}
+        rows = []
         for method, rank in rankings.items():
             pts = C.summarise(curve[(curve.family == method) & (curve.ablation == "mean")])
-            pts = pts.assign(k=pts.n_nodes).sort_values("k")
-            k, extra = C.smallest_in_band(mean, rank, pts.k.tolist(), pts.normalised.tolist(), band)
-            rows.append({"method": method, "k": k, "bisection": ";".join(f"{a}:{b:.3f}" for a, b in extra)})
-            if k is not None:
-                chosen[method] = list(rank[:k])
-        frames = []
-        for a in ("mean", "resample"):
-            if chosen:
-                frames.append(C.score_circuits(C.Setting(model, prompts, method=a), chosen))
-        long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        summ = []
-        for a, g in (long.groupby("ablation") if len(long) else []):
-            s = C.with_intervals(g, C.summarise(g))
-            summ.append(s.assign(ablation=a))
-        s = pd.concat(summ, ignore_index=True) if summ else pd.DataFrame(columns=["circuit", "ablation"])
-        wide = pd.DataFrame(rows)
-        for a in ("mean", "resample"):
-            part = s[s.ablation == a].set_index("circuit") if len(s) else pd.DataFrame()
-            for col in ("normalised", "normalised_lo", "normalised_hi", "ratio"):
-                wide[f"{a}_{col}"] = wide.method.map(part[col]) if len(part) else float("nan")
-        wide["n_heads"] = wide.method.map({m: len(N.heads_of(c)) for m, c in chosen.items()}).astype("Int64")
-        wide["k"] = wide["k"].astype("Int64")
-        return wide
+            pts = pts.sort_values("n_nodes")
+            k, extra = C.smallest_in_band(mean, rank, pts.n_nodes.tolist(), pts.normalised.tolist(), band)
+            rows.append({"method": method, "k": k,
+                         "bisection": ";".join(f"{a}:{b:.4f}" for a, b in extra)})
+        return pd.DataFrame(rows).astype({"k": "Int64"})
 
     return T.cached(path, inputs, compute, meta={"band": list(band)}, log=log)
+
+
+def circuit_scores(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.Node]], name: str, *,
+                   ablations: Sequence[str] = ("mean", "resample"),
+                   out_dir: pathlib.Path | None = None, log=print) -> T.ResultTable:
+    """Per-prompt scores of named node circuits under each ablation (cached as ``name``)."""
+    out = pathlib.Path(out_dir or DATA_DIR / "discovery")
+    path = out / f"{model.circuitgen.model}-{name}.csv"
+    inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
+              "ablations": list(ablations), "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
+
+    def compute():
+        frames = [C.score_circuits(C.Setting(model, prompts, method=a), dict(circuits))
+                  for a in ablations]
+        return pd.concat(frames, ignore_index=True)
+
+    return T.cached(path, inputs, compute, log=log)
+
+
+__all__ = ["VERSION", "METHODS", "MethodConfig", "discover", "ranking", "curve_circuits",
+           "split_label", "stability", "selection_frequency", "size_curves", "smallest",
+           "circuit_scores"]
