@@ -95,8 +95,13 @@ print("mean square after normalising is ms / (ms + eps), i.e. 1 but for eps:",
 # `W_K` and `W_V` have `n_kv_heads` heads. SmolLM2 has no biases (`b_Q` is `None`); GPT-2 has them.
 
 # %%
-q, k, v = A.project_qkv(model, layer, x)
 attn = model.blocks[layer].attn
+q = torch.einsum("bpd,hde->bphe", x, attn.W_Q)  # one einsum per projection
+k = torch.einsum("bpd,hde->bphe", x, attn.W_K)
+v = torch.einsum("bpd,hde->bphe", x, attn.W_V)
+if attn.b_Q is not None:
+    q, k, v = q + attn.b_Q, k + attn.b_K, v + attn.b_V
+assert all(torch.equal(a, b) for a, b in zip((q, k, v), A.project_qkv(model, layer, x)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -156,13 +161,20 @@ print("expanded k:", tuple(k_full.shape), " expanded v:", tuple(v_full.shape))
 
 # %% [markdown]
 # ## Steps 5-7: scores, causal mask, softmax
+# The arithmetic is on the page: one `einsum` for the dot products, a mask, a softmax.
 # The score of query position $i$ for key position $j$ is $q_i \cdot k_j / \sqrt{d_\text{head}}$.
 # A token may only look at itself and earlier tokens, so scores with $j > i$ are set to $-\infty$;
 # the softmax over $j$ then gives them weight exactly 0, and each row of the pattern sums to 1.
 
 # %%
-scores = A.attention_scores(rot_q, k_full, A.attention_scale(model))
-pattern = A.attention_pattern(scores)
+n_pos = rot_q.shape[1]
+scale = A.attention_scale(model)  # sqrt(d_head) unless the model sets its own
+scores = torch.einsum("bqhe,bkhe->bhqk", rot_q, k_full) / scale
+future = torch.ones(n_pos, n_pos, dtype=torch.bool).triu(diagonal=1)  # key j after query i
+scores = scores.masked_fill(future, float("-inf"))
+pattern = scores.softmax(dim=-1)
+# the library's functions (used by every later chapter) compute exactly this
+assert torch.equal(pattern, A.attention_pattern(A.attention_scores(rot_q, k_full, scale)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -179,9 +191,13 @@ print("rows sum to 1:", bool(torch.allclose(pattern.sum(-1), torch.ones(1), atol
 # and path patching will need in later weeks.
 
 # %%
-z = A.attention_z(pattern, v_full)
-per_head = A.head_outputs(model, layer, z)
-attn_out = A.attention_out(model, layer, per_head)
+W_O = model.blocks[layer].attn.W_O  # [head, d_head, d_model]
+z = torch.einsum("bhqk,bkhe->bqhe", pattern, v_full)
+per_head = torch.einsum("bphe,hed->bphd", z, W_O)
+b_O = model.blocks[layer].attn.b_O
+attn_out = per_head.sum(dim=2) + (b_O if b_O is not None else 0)
+assert torch.equal(z, A.attention_z(pattern, v_full))
+assert torch.allclose(attn_out, A.attention_out(model, layer, A.head_outputs(model, layer, z)), atol=1e-6)
 
 # %%
 # NBVAL_CHECK_OUTPUT
