@@ -63,7 +63,7 @@ def naive_circuit_logit_diff(model, spec, row: pd.Series, means: A.MeanReference
     kept = {}
     for cls in spec.classes.values():
         for head in cls.heads:
-            kept[head] = cls.positions
+            kept[head] = cls.positions_of(head)
 
     def hook(z, hook):
         layer = int(hook.name.split(".")[1])
@@ -81,12 +81,44 @@ def naive_circuit_logit_diff(model, spec, row: pd.Series, means: A.MeanReference
     return B.logit_diff(logits, b).item()
 
 
-def test_circuit_ablation_matches_naive_loop(tiny_gpt2, spec, prompts):
+PER_HEAD = """
+model: tiny
+task: ioi
+classes:
+  movers:
+    heads: ["1.0", {head: "1.3", positions: [S2, other]}]
+    positions: [END]
+  inhibit: {heads: [{head: "0.2", positions: [ALL]}, {head: "0.3", positions: [IO, S1+1]}]}
+"""
+
+
+@pytest.mark.parametrize("text", [SPEC, PER_HEAD], ids=["class positions", "per-head positions"])
+def test_circuit_ablation_matches_naive_loop(tiny_gpt2, prompts, text):
+    spec = circuits.parse_circuit(text, source="<test spec>")
     means = scorer.mean_reference(tiny_gpt2, prompts)
     out = scorer.score_circuit(tiny_gpt2, spec, prompts.head(4), means=means, progress=False)
     for i in range(4):
         naive = naive_circuit_logit_diff(tiny_gpt2, spec, prompts.iloc[i], means)
         assert out.circuit_logit_diff.iloc[i] == pytest.approx(naive, abs=1e-5)
+
+
+def test_per_head_positions_are_honoured(tiny_gpt2, prompts):
+    """A head's own positions, not its class's: moving 1.3 from [END] to [S2, other] changes F(C)."""
+    per_head = circuits.parse_circuit(PER_HEAD, "<per head>")
+    as_class = circuits.parse_circuit(PER_HEAD.replace('{head: "1.3", positions: [S2, other]}', '"1.3"'),
+                                      "<class>")
+    df = prompts.head(6)
+    means = scorer.mean_reference(tiny_gpt2, df)
+    a = scorer.score_circuit(tiny_gpt2, per_head, df, means=means, progress=False, knockouts=False)
+    b = scorer.score_circuit(tiny_gpt2, as_class, df, means=means, progress=False, knockouts=False)
+    assert not np.allclose(a.circuit_logit_diff, b.circuit_logit_diff, atol=1e-4)
+    batch = B.encode(tiny_gpt2, df)
+    keep = A.circuit_keep(per_head, tiny_gpt2, batch)
+    roles = A.role_map(batch)
+    want = (roles == A.ROLE_INDEX["S2"]) | (roles == A.ROLE_INDEX["other"])
+    assert torch.equal(keep[:, :, 1, 3], want)
+    assert torch.equal(keep[:, :, 1, 0], roles == A.ROLE_INDEX["END"])
+    assert keep[:, :, 0, 2].all(), "ALL keeps every position, BOS included"
 
 
 def test_whole_model_as_circuit_is_perfectly_faithful(tiny_llama):

@@ -13,6 +13,11 @@ other pair is replaced by a reference value:
 - ``resample``: the ``z`` of each prompt's own ABC counterpart (position for position).
 - ``zero``: zeros.
 
+MLPs are ablated the same way at ``blocks.L.hook_mlp_out`` (``[batch, pos, d_model]``) when an MLP
+keep mask ``[variant, batch, pos, layer]`` is given (:func:`circuit_mlp_keep` for a spec with
+``mlps:``); the mean reference holds each MLP's mean output per (group, role) beside the heads'.
+Without an MLP keep mask every MLP runs, exactly as before.
+
 Several variants (the circuit, each class knocked out, ...) run in one forward pass of a tiled
 batch, and only the END positions are unembedded.
 """
@@ -37,6 +42,10 @@ def z_name(layer: int) -> str:
     return f"blocks.{layer}.attn.hook_z"
 
 
+def mlp_name(layer: int) -> str:
+    return f"blocks.{layer}.hook_mlp_out"
+
+
 def role_map(batch: IOIBatch) -> torch.Tensor:
     """Role index of every position, ``[batch, pos]`` (padding counts as 'other')."""
     roles = torch.full(batch.tokens.shape, ROLE_INDEX["other"], dtype=torch.long)
@@ -49,7 +58,8 @@ def role_map(batch: IOIBatch) -> torch.Tensor:
 
 @dataclass
 class MeanReference:
-    """Mean ``z`` of every head per (group, role), ``[group, role, layer, head, d_head]``.
+    """Mean ``z`` of every head per (group, role), ``[group, role, layer, head, d_head]``, and
+    (``mlp_means``) mean ``hook_mlp_out`` of every MLP, ``[group, role, layer, d_model]``.
 
     ``group_cols`` are the prompt columns that define a group (``("prompt",)``: each prompt its own
     group); :meth:`group_index` refuses a prompt whose group the reference lacks rather than
@@ -62,6 +72,7 @@ class MeanReference:
     n_prompts: int
     source: str
     details: dict = field(default_factory=dict)
+    mlp_means: torch.Tensor | None = None
 
     def keys(self, df: pd.DataFrame) -> list[str]:
         """The group key of every row of a prompt table."""
@@ -123,36 +134,44 @@ def end_logit_diff(logits_at_end: torch.Tensor, batch: IOIBatch, tile: int = 1) 
     return diff.view(tile, len(batch))
 
 
-def _z_at_real_positions(model, batch: IOIBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``z`` of every head at every real position, ``[n_real, layer, head, d_head]``, and each
-    position's role; the forward stops after the last attention layer (no MLP-out, no unembed)."""
-    store: dict[int, torch.Tensor] = {}
+def _acts_at_real_positions(model, batch: IOIBatch
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``z`` of every head, ``[n_real, layer, head, d_head]``, and ``hook_mlp_out`` of every MLP,
+    ``[n_real, layer, d_model]``, at every real position, and each position's role; the forward
+    stops after the last MLP (no unembedding)."""
+    z_store: dict[int, torch.Tensor] = {}
+    mlp_store: dict[int, torch.Tensor] = {}
     last = model.cfg.n_layers - 1
 
     class _Stop(Exception):
         pass
 
-    def grab(layer: int):
-        def hook(z, hook):
-            store[layer] = z
-            if layer == last:
+    def grab(store: dict, layer: int, stop: bool):
+        def hook(x, hook):
+            store[layer] = x
+            if stop:
                 raise _Stop
         return hook
 
-    hooks = [(z_name(layer), grab(layer)) for layer in range(model.cfg.n_layers)]
+    hooks = []
+    for layer in range(model.cfg.n_layers):
+        hooks += [(z_name(layer), grab(z_store, layer, False)),
+                  (mlp_name(layer), grab(mlp_store, layer, layer == last))]
     try:
         model.run_with_hooks(batch.tokens, attention_mask=batch.mask, fwd_hooks=hooks)
     except _Stop:
         pass
-    z = torch.stack([store[layer] for layer in range(model.cfg.n_layers)], dim=2)  # b p l h d
+    z = torch.stack([z_store[layer] for layer in range(model.cfg.n_layers)], dim=2)  # b p l h d
+    mlp = torch.stack([mlp_store[layer] for layer in range(model.cfg.n_layers)], dim=2)  # b p l d
     real = batch.mask.bool()
-    return z[real], role_map(batch)[real]
+    return z[real], mlp[real], role_map(batch)[real]
 
 
 def compute_means(model, ref: IOIBatch, keys: Sequence[str], group_cols: Sequence[str] = (), *,
                   batch_size: int = 32, source: str = "abc", details: dict | None = None
                   ) -> MeanReference:
-    """Mean ``z`` per (group, role) over the reference batch (the ABC prompts)."""
+    """Mean ``z`` (and mean ``hook_mlp_out``) per (group, role) over the reference batch (the ABC
+    prompts), in one pass."""
     cfg = model.cfg
     keys = [str(k) for k in keys]
     if len(keys) != len(ref):
@@ -160,30 +179,34 @@ def compute_means(model, ref: IOIBatch, keys: Sequence[str], group_cols: Sequenc
     names = sorted(set(keys))
     n_g, n_r = len(names), len(ROLE_NAMES)
     sums = torch.zeros(n_g * n_r, cfg.n_layers, cfg.n_heads, cfg.d_head)
+    mlp_sums = torch.zeros(n_g * n_r, cfg.n_layers, cfg.d_model)
     counts = torch.zeros(n_g * n_r)
     gidx_all = torch.tensor([names.index(k) for k in keys])
     for sl in chunks(len(ref), batch_size):
         sub = ref.subset(sl)
-        z, roles = _z_at_real_positions(model, sub)
+        z, mlp, roles = _acts_at_real_positions(model, sub)
         g = gidx_all[sl][:, None].expand_as(sub.mask)[sub.mask.bool()]
         idx = g * n_r + roles
         sums.index_add_(0, idx, z.float())
+        mlp_sums.index_add_(0, idx, mlp.float())
         counts.index_add_(0, idx, torch.ones_like(idx, dtype=torch.float))
     means = (sums / counts.clamp(min=1)[:, None, None, None]).view(n_g, n_r, cfg.n_layers,
                                                                   cfg.n_heads, cfg.d_head)
+    mlp_means = (mlp_sums / counts.clamp(min=1)[:, None, None]).view(n_g, n_r, cfg.n_layers, cfg.d_model)
     empty = (counts == 0).view(n_g, n_r)
     for role in ("BOS", "IO", "S1", "S1+1", "S2", "END"):
         if empty[:, ROLE_INDEX[role]].any():
             raise ValueError(f"reference groups {[names[i] for i in empty[:, ROLE_INDEX[role]].nonzero().flatten()][:3]} "
                              f"have no {role} position; every reference prompt needs all roles.")
-    return MeanReference(means, names, tuple(group_cols), len(ref), source, details or {})
+    return MeanReference(means, names, tuple(group_cols), len(ref), source, details or {},
+                         mlp_means=mlp_means)
 
 
-def replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
-                   groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
-                   ) -> Callable[[int], torch.Tensor]:
-    """``layer -> z`` to put in place of ablated (position, head) pairs of ``batch``; for mean
-    ablation, ``groups`` are the rows' group keys (``means.keys(df)``)."""
+def replacement_fns(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
+                    groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
+                    ) -> tuple[Callable[[int], torch.Tensor], Callable[[int], torch.Tensor]]:
+    """Both replacements for ``batch``: ``layer -> z`` for heads (:func:`replacement_fn`) and
+    ``layer -> hook_mlp_out`` for MLPs (:func:`mlp_replacement_fn`), the ABC run done once."""
     if method == "mean":
         if means is None:
             raise ValueError("mean ablation needs a MeanReference (scorer.mean_reference)")
@@ -191,21 +214,57 @@ def replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None 
             raise ValueError("mean ablation needs one group key per prompt: means.keys(prompts)")
         roles = role_map(batch)
         gidx = means.group_index(groups)
-        return lambda layer: means.means[gidx[:, None], roles, layer]
+
+        def mlp_mean(layer):
+            if means.mlp_means is None:
+                raise ValueError("this MeanReference holds no MLP means (it was built without "
+                                 "them); rebuild it with scorer.mean_reference or compute_means.")
+            return means.mlp_means[gidx[:, None], roles, layer]
+
+        return (lambda layer: means.means[gidx[:, None], roles, layer]), mlp_mean
     if method == "resample":
         if abc is None or model is None:
             raise ValueError("resample ablation needs the batch's own ABC prompts (abc=...)")
         _, cache = model.run_with_cache(abc.tokens, attention_mask=abc.mask,
-                                        names_filter=lambda n: n.endswith("attn.hook_z"))
-        return lambda layer: cache[z_name(layer)]
+                                        names_filter=lambda n: n.endswith(("attn.hook_z", "hook_mlp_out")))
+        return (lambda layer: cache[z_name(layer)]), (lambda layer: cache[mlp_name(layer)])
     if method == "zero":
         shape = (*batch.tokens.shape, model.cfg.n_heads, model.cfg.d_head)
-        return lambda layer: torch.zeros(shape)
+        mlp_shape = (*batch.tokens.shape, model.cfg.d_model)
+        return (lambda layer: torch.zeros(shape)), (lambda layer: torch.zeros(mlp_shape))
     raise ValueError(f"unknown ablation method {method!r}; use one of {METHODS}")
 
 
-def ablation_hooks(keep: torch.Tensor, replace: Callable[[int], torch.Tensor]) -> list:
-    """Forward hooks on ``hook_z`` for a keep mask ``[variant, batch, pos, layer, head]``."""
+def replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
+                   groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
+                   ) -> Callable[[int], torch.Tensor]:
+    """``layer -> z`` to put in place of ablated (position, head) pairs of ``batch``; for mean
+    ablation, ``groups`` are the rows' group keys (``means.keys(df)``)."""
+    if method == "resample" and abc is not None and model is not None:
+        _, cache = model.run_with_cache(abc.tokens, attention_mask=abc.mask,
+                                        names_filter=lambda n: n.endswith("attn.hook_z"))
+        return lambda layer: cache[z_name(layer)]
+    return replacement_fns(method, batch, means=means, groups=groups, model=model, abc=abc)[0]
+
+
+def mlp_replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
+                       groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
+                       ) -> Callable[[int], torch.Tensor]:
+    """``layer -> hook_mlp_out`` (``[batch, pos, d_model]``) to put in place of ablated (position,
+    MLP) pairs: the (group, role) mean over the ABC reference, the ABC counterpart's own output
+    (resample), or zeros."""
+    if method == "resample" and abc is not None and model is not None:
+        _, cache = model.run_with_cache(abc.tokens, attention_mask=abc.mask,
+                                        names_filter=lambda n: n.endswith("hook_mlp_out"))
+        return lambda layer: cache[mlp_name(layer)]
+    return replacement_fns(method, batch, means=means, groups=groups, model=model, abc=abc)[1]
+
+
+def ablation_hooks(keep: torch.Tensor, replace: Callable[[int], torch.Tensor],
+                   mlp_keep: torch.Tensor | None = None,
+                   mlp_replace: Callable[[int], torch.Tensor] | None = None) -> list:
+    """Forward hooks on ``hook_z`` for a keep mask ``[variant, batch, pos, layer, head]``, and,
+    when ``mlp_keep`` ``[variant, batch, pos, layer]`` is given, on ``hook_mlp_out``."""
     n_var, n_batch, n_pos, n_layers, n_heads = keep.shape
     hooks = []
     for layer in range(n_layers):
@@ -218,14 +277,34 @@ def ablation_hooks(keep: torch.Tensor, replace: Callable[[int], torch.Tensor]) -
             return torch.where(keep_l[..., None], z, repl)
 
         hooks.append((z_name(layer), hook))
+    if mlp_keep is None:
+        return hooks
+    if mlp_keep.shape != keep.shape[:4]:
+        raise ValueError(f"the MLP keep mask {tuple(mlp_keep.shape)} must be [variant, batch, pos, "
+                         f"layer] = {tuple(keep.shape[:4])}, like the head keep mask.")
+    if mlp_replace is None and not mlp_keep.all():
+        raise ValueError("an MLP keep mask that ablates something needs mlp_replace "
+                         "(mlp_replacement_fn).")
+    for layer in range(n_layers):
+        keep_l = mlp_keep[:, :, :, layer].reshape(n_var * n_batch, n_pos)
+        if keep_l.all():
+            continue
+
+        def mlp_hook(out, hook, keep_l=keep_l, layer=layer):
+            repl = mlp_replace(layer).repeat(n_var, 1, 1).to(out.dtype)
+            return torch.where(keep_l[..., None], out, repl)
+
+        hooks.append((mlp_name(layer), mlp_hook))
     return hooks
 
 
-def run_variants(model, batch: IOIBatch, keep: torch.Tensor, replace: Callable[[int], torch.Tensor]
-                 ) -> torch.Tensor:
-    """Logit difference of each ablation variant in one tiled forward pass: ``[variant, batch]``."""
+def run_variants(model, batch: IOIBatch, keep: torch.Tensor, replace: Callable[[int], torch.Tensor],
+                 mlp_keep: torch.Tensor | None = None,
+                 mlp_replace: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
+    """Logit difference of each ablation variant in one tiled forward pass: ``[variant, batch]``.
+    ``mlp_keep`` (``[variant, batch, pos, layer]``) ablates MLPs too; None: every MLP runs."""
     n_var = keep.shape[0]
-    logits = end_logits(model, batch, ablation_hooks(keep, replace), tile=n_var)
+    logits = end_logits(model, batch, ablation_hooks(keep, replace, mlp_keep, mlp_replace), tile=n_var)
     return end_logit_diff(logits, batch, tile=n_var)
 
 
@@ -239,17 +318,43 @@ def empty_keep(model, batch: IOIBatch) -> torch.Tensor:
     return torch.zeros(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
 
 
+def _where(positions, roles: torch.Tensor) -> torch.Tensor:
+    """Positions (spec names) as a ``[batch, pos]`` mask; ALL covers every position, BOS too."""
+    if "ALL" in positions:
+        return torch.ones_like(roles, dtype=torch.bool)
+    return torch.isin(roles, torch.tensor([ROLE_INDEX[p] for p in positions], dtype=torch.long))
+
+
 def circuit_keep(spec, model, batch: IOIBatch) -> torch.Tensor:
-    """Keep circuit heads at the positions their class acts at; ablate everything else."""
+    """Keep circuit heads at their positions (a head's own, else its class's); ablate everything
+    else."""
     keep = torch.zeros(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
     roles = role_map(batch)
     for cls in spec.classes.values():
-        if "ALL" in cls.positions:
-            where = torch.ones_like(roles, dtype=torch.bool)
-        else:
-            where = torch.isin(roles, torch.tensor([ROLE_INDEX[p] for p in cls.positions]))
         for layer, head in cls.heads:
-            keep[:, :, layer, head] |= where
+            keep[:, :, layer, head] |= _where(cls.positions_of((layer, head)), roles)
+    return keep
+
+
+def full_mlp_keep(model, batch: IOIBatch) -> torch.Tensor:
+    """An MLP keep mask that ablates nothing: ``[batch, pos, layer]``."""
+    return torch.ones(*batch.tokens.shape, model.cfg.n_layers, dtype=torch.bool)
+
+
+def empty_mlp_keep(model, batch: IOIBatch) -> torch.Tensor:
+    """An MLP keep mask that ablates every MLP at every position."""
+    return torch.zeros(*batch.tokens.shape, model.cfg.n_layers, dtype=torch.bool)
+
+
+def circuit_mlp_keep(spec, model, batch: IOIBatch) -> torch.Tensor | None:
+    """MLP keep mask ``[batch, pos, layer]`` of a spec with ``mlps:`` (the listed MLPs at their
+    positions, every other (position, MLP) ablated); None for a spec without (every MLP runs)."""
+    if spec.mlps is None:
+        return None
+    keep = empty_mlp_keep(model, batch)
+    roles = role_map(batch)
+    for m in spec.mlps:
+        keep[:, :, m.layer] |= _where(m.positions, roles)
     return keep
 
 
@@ -263,6 +368,7 @@ def knockout_keep(heads: Sequence[tuple[int, int]], model, batch: IOIBatch) -> t
 
 __all__ = [
     "ROLE_NAMES", "METHODS", "MeanReference", "role_map", "compute_means", "replacement_fn",
-    "ablation_hooks", "run_variants", "end_logits", "end_logit_diff", "full_keep", "empty_keep", "circuit_keep",
-    "knockout_keep", "logit_diff",
+    "mlp_replacement_fn", "replacement_fns", "ablation_hooks", "run_variants", "end_logits",
+    "end_logit_diff", "full_keep", "empty_keep", "circuit_keep", "full_mlp_keep", "empty_mlp_keep",
+    "circuit_mlp_keep", "knockout_keep", "logit_diff", "z_name", "mlp_name",
 ]

@@ -12,17 +12,40 @@ its head classes::
       name_mover:
         description: copy the indirect object's name to the output
         heads: ["9.9", "9.6", "10.0"]          # "layer.head", quoted (9.10 unquoted is 9.1!)
-        positions: [END]                       # END, S2, S1, S1+1, IO or ALL
+        positions: [END]                       # END, S2, S1, S1+1, IO, other or ALL
         signature: {from: END, to: IO}         # where its attention is expected to go
+      mixed:
+        heads: ["5.5", {head: "6.9", positions: [S2, END]}]   # a head with its own positions
+        positions: [S2]                        # the others'; optional if every head has its own
+    mlps:                                      # optional; see below
+      - {layer: 0, positions: [ALL]}
+      - {layer: 5, positions: [END, S2]}
+
+Positions are roles (:data:`circuitgen.nodes.NODE_ROLES`): ``other`` is every position that holds
+no name and is not END or BOS; ``ALL`` is every position, BOS included (the engine keeps a head or
+MLP listed at ALL at BOS too; listed at roles, its BOS slot is ablated like any unlisted one).
+
+``mlps`` absent: every MLP runs everywhere (the circuit is a set of heads; older specs). Present
+(``[]`` included): the listed MLP nodes run and every other (MLP layer, position) is ablated as
+heads are. :meth:`CircuitSpec.nodes` lists the circuit as :class:`circuitgen.nodes.Node` s and
+:func:`spec_from_nodes` builds a spec from such a list (round-tripping).
+
+``provenance`` is a free mapping; for a *discovered* circuit record at least
+:data:`RECOMMENDED_PROVENANCE` (``method``, ``threshold``, ``discovery_set``, ``date``,
+``n_prompts``). When present, these keys are type-checked.
 
 :func:`load_circuit` validates all of it and raises :class:`CircuitSpecError` naming the file,
-the field and the fix. :func:`validate_for_model` checks the heads against a model's shape.
+the field and the fix. :func:`validate_for_model` checks heads and MLP layers against a model.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import pathlib
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +53,22 @@ import yaml
 
 from circuitgen.paths import CIRCUITS_DIR
 
-POSITIONS = ("END", "S2", "S1", "S1+1", "IO", "ALL")
+POSITIONS = ("END", "S2", "S1", "S1+1", "IO", "other", "ALL")
+ROLES = ("IO", "S1", "S1+1", "S2", "END", "other")  # = circuitgen.nodes.NODE_ROLES (ALL expands to these)
 SIGNATURE_POSITIONS = ("END", "S2", "S1", "S1+1", "IO")
 ABLATION_METHODS = ("mean", "zero", "resample")
 ABLATION_REFERENCES = ("abc", "clean")
-TOP_FIELDS = ("model", "task", "description", "provenance", "ablation", "classes")
+TOP_FIELDS = ("model", "task", "description", "provenance", "ablation", "classes", "mlps")
 REQUIRED_TOP = ("model", "task", "classes")
 CLASS_FIELDS = ("description", "heads", "positions", "signature")
-REQUIRED_CLASS = ("heads", "positions")
+REQUIRED_CLASS = ("heads",)
+HEAD_FIELDS = ("head", "positions")
+MLP_FIELDS = ("layer", "positions")
+# Provenance keys a discovered circuit should record, with the types they must have when present.
+RECOMMENDED_PROVENANCE = {
+    "method": (str,), "threshold": (int, float), "discovery_set": (str,),
+    "date": (str, datetime.date), "n_prompts": (int,),
+}
 ABLATION_FIELDS = ("method", "reference", "group_by")
 DEFAULT_ABLATION = {"method": "mean", "reference": "abc"}
 
@@ -59,21 +90,46 @@ class Signature:
 
 @dataclass(frozen=True)
 class HeadClass:
+    """A class of heads. ``positions``: where its heads act (empty when every head has its own);
+    ``head_positions``: ``((head, positions), ...)`` for heads written ``{head:, positions:}``."""
+
     name: str
     heads: tuple[tuple[int, int], ...]
     positions: tuple[str, ...]
     signature: Signature | None = None
     description: str = ""
+    head_positions: tuple[tuple[tuple[int, int], tuple[str, ...]], ...] = ()
+
+    def positions_of(self, head: tuple[int, int]) -> tuple[str, ...]:
+        """The positions this head is kept at: its own if it has them, else the class's."""
+        for h, pos in self.head_positions:
+            if h == tuple(head):
+                return pos
+        return self.positions
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.description:
             out["description"] = self.description
-        out["heads"] = [format_head(h) for h in self.heads]
-        out["positions"] = list(self.positions)
+        own = dict(self.head_positions)
+        out["heads"] = [{"head": format_head(h), "positions": list(own[h])} if h in own
+                        else format_head(h) for h in self.heads]
+        if self.positions:
+            out["positions"] = list(self.positions)
         if self.signature is not None:
             out["signature"] = self.signature.to_dict()
         return out
+
+
+@dataclass(frozen=True)
+class MLPEntry:
+    """An MLP layer of the circuit and the positions it runs at."""
+
+    layer: int
+    positions: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "positions": list(self.positions)}
 
 
 @dataclass(frozen=True)
@@ -100,6 +156,7 @@ class CircuitSpec:
     provenance: dict = field(default_factory=dict)
     ablation: Ablation = field(default_factory=Ablation)
     source: str = field(default="<memory>", compare=False)
+    mlps: tuple[MLPEntry, ...] | None = None  # None: every MLP runs everywhere (no ``mlps:`` key)
 
     def heads(self) -> list[tuple[int, int]]:
         """Every (layer, head) in the circuit, sorted."""
@@ -111,6 +168,22 @@ class CircuitSpec:
                 return c.name
         return None
 
+    def nodes(self) -> list:
+        """The circuit as :class:`circuitgen.nodes.Node` s, sorted by :func:`node_key`: each head
+        at each of its positions, each listed MLP at each of its positions; ALL expands to every
+        role of :data:`ROLES` (BOS is not a node)."""
+        from circuitgen.nodes import Node
+
+        out = set()
+        for cls in self.classes.values():
+            for head in cls.heads:
+                for role in _expand(cls.positions_of(head)):
+                    out.add(Node(head[0], head[1], role))
+        for m in self.mlps or ():
+            for role in _expand(m.positions):
+                out.add(Node(m.layer, None, role))
+        return sorted(out, key=node_key)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "task": self.task}
         if self.description:
@@ -119,6 +192,8 @@ class CircuitSpec:
             out["provenance"] = self.provenance
         out["ablation"] = self.ablation.to_dict()
         out["classes"] = {name: c.to_dict() for name, c in self.classes.items()}
+        if self.mlps is not None:
+            out["mlps"] = [m.to_dict() for m in self.mlps]
         return out
 
     def to_yaml(self, path: str | pathlib.Path | None = None) -> str:
@@ -164,7 +239,7 @@ def _represent_list(dumper, data):
 
 
 def _represent_dict(dumper, data):
-    flow = set(data) == {"from", "to"}
+    flow = set(data) in ({"from", "to"}, set(HEAD_FIELDS), set(MLP_FIELDS))
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
 
 
@@ -221,6 +296,80 @@ def _check_fields(d: dict, known, required, where: str) -> None:
             raise CircuitSpecError(f"{where}: missing field {k!r}; add it (required: {', '.join(required)}).")
 
 
+def _positions(raw: Any, where: str) -> tuple[str, ...]:
+    """A validated list of positions (a bare string is a list of one)."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise CircuitSpecError(f"{where}: give a non-empty list like [END] or [S2, END].")
+    positions = tuple(_position(p, where) for p in raw)
+    if len(set(positions)) != len(positions):
+        raise CircuitSpecError(f"{where}: {list(positions)} repeats a position; list each once.")
+    if "ALL" in positions and len(positions) > 1:
+        raise CircuitSpecError(f"{where}: ALL already covers every position; use [ALL] alone.")
+    return positions
+
+
+def _expand(positions: Iterable[str]) -> tuple[str, ...]:
+    """Positions as node roles: ALL is every role of :data:`ROLES`."""
+    return ROLES if "ALL" in positions else tuple(positions)
+
+
+def node_key(node) -> tuple:
+    """Sort key of nodes: layer, then the layer's heads (by index), then its MLP; roles in
+    :data:`ROLES` order."""
+    return (node.layer, node.head is None, node.head or 0, ROLES.index(node.role))
+
+
+def _head_entry(raw: Any, where: str) -> tuple[tuple[int, int], tuple[str, ...] | None]:
+    """``"9.9"`` -> (head, None); ``{head: "9.9", positions: [...]}`` -> (head, positions)."""
+    if isinstance(raw, dict):
+        _check_fields(raw, HEAD_FIELDS, HEAD_FIELDS, f"{where} entry {raw!r}")
+        head = parse_head(raw["head"], where)
+        return head, _positions(raw["positions"], f"{where}: {format_head(head)}.positions")
+    return parse_head(raw, where), None
+
+
+def _mlps(raw: Any, where: str) -> tuple[MLPEntry, ...]:
+    if not isinstance(raw, list):
+        raise CircuitSpecError(
+            f"{where}: give a list of {{layer: 5, positions: [END]}} entries ([] ablates every MLP; "
+            f"omit the field to keep every MLP running), not {raw!r}.")
+    out, seen = [], set()
+    for i, entry in enumerate(raw):
+        here = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise CircuitSpecError(f"{here}: an MLP entry must be a mapping like "
+                                   f"{{layer: 5, positions: [END, S2]}}, not {entry!r}.")
+        _check_fields(entry, MLP_FIELDS, MLP_FIELDS, here)
+        layer = entry["layer"]
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+            raise CircuitSpecError(f"{here}.layer: {layer!r} is not a layer index; give a whole "
+                                   "number >= 0, unquoted (layer: 5).")
+        if layer in seen:
+            raise CircuitSpecError(f"{here}.layer: MLP layer {layer} is listed twice; merge the "
+                                   "entries into one with all its positions.")
+        seen.add(layer)
+        out.append(MLPEntry(layer, _positions(entry["positions"], f"{here}.positions")))
+    return tuple(out)
+
+
+def check_provenance(provenance: Mapping, where: str) -> None:
+    """Type-check the :data:`RECOMMENDED_PROVENANCE` keys that are present (others are free)."""
+    for key, types in RECOMMENDED_PROVENANCE.items():
+        value = provenance.get(key)
+        if key in provenance and (isinstance(value, bool) or not isinstance(value, types)):
+            kinds = {(str,): "a string", (int, float): "a number", (int,): "a whole number",
+                     (str, datetime.date): "a date (2026-12-01) or a string"}[types]
+            raise CircuitSpecError(f"{where}.{key}: must be {kinds}, not {value!r}; fix the value "
+                                   f"(recommended keys: {', '.join(RECOMMENDED_PROVENANCE)}).")
+
+
+def missing_provenance(provenance: Mapping) -> list[str]:
+    """The :data:`RECOMMENDED_PROVENANCE` keys a discovered circuit's provenance lacks."""
+    return [k for k in RECOMMENDED_PROVENANCE if provenance.get(k) is None]
+
+
 def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
     """Validate a parsed YAML document and build the spec; ``source`` is named in errors."""
     if not isinstance(data, dict):
@@ -241,13 +390,16 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
             f"{source}: field 'provenance' must be a mapping (citation:, method:, reported: ...), "
             f"not {type(provenance).__name__}."
         )
+    check_provenance(provenance, f"{source}: provenance")
     ablation = _ablation(data.get("ablation"), f"{source}: ablation")
+    mlps = _mlps(data["mlps"], f"{source}: mlps") if "mlps" in data else None
 
     classes_raw = data["classes"]
-    if not isinstance(classes_raw, dict) or not classes_raw:
+    if not isinstance(classes_raw, dict) or (not classes_raw and not mlps):
         raise CircuitSpecError(
             f"{source}: field 'classes' must be a non-empty mapping from class name to "
-            "{heads: [...], positions: [...], signature: {from: ..., to: ...}}."
+            "{heads: [...], positions: [...], signature: {from: ..., to: ...}} (it may be {} only "
+            "when mlps lists MLP nodes)."
         )
     classes: dict[str, HeadClass] = {}
     owner: dict[tuple[int, int], str] = {}
@@ -258,10 +410,14 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
         _check_fields(body, CLASS_FIELDS, REQUIRED_CLASS, where)
         heads_raw = body["heads"]
         if not isinstance(heads_raw, list) or not heads_raw:
-            raise CircuitSpecError(f"{where}.heads: give a non-empty list like [\"9.9\", \"9.6\"].")
-        heads = []
+            raise CircuitSpecError(f"{where}.heads: give a non-empty list like [\"9.9\", \"9.6\"] "
+                                   "(an entry may be {head: \"9.9\", positions: [END]}).")
+        positions = ()
+        if body.get("positions") is not None:
+            positions = _positions(body["positions"], f"{where}.positions")
+        heads, own = [], []
         for h in heads_raw:
-            head = parse_head(h, f"{where}.heads")
+            head, pos = _head_entry(h, f"{where}.heads")
             if head in owner:
                 other = owner[head]
                 raise CircuitSpecError(
@@ -271,16 +427,13 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
                 )
             owner[head] = cname
             heads.append(head)
-        pos_raw = body["positions"]
-        if isinstance(pos_raw, str):
-            pos_raw = [pos_raw]
-        if not isinstance(pos_raw, list) or not pos_raw:
-            raise CircuitSpecError(f"{where}.positions: give a non-empty list like [END].")
-        positions = tuple(_position(p, f"{where}.positions") for p in pos_raw)
-        if len(set(positions)) != len(positions):
-            raise CircuitSpecError(f"{where}.positions: {list(positions)} repeats a position; list each once.")
-        if "ALL" in positions and len(positions) > 1:
-            raise CircuitSpecError(f"{where}.positions: ALL already covers every position; use [ALL] alone.")
+            if pos is not None:
+                own.append((head, pos))
+            elif not positions:
+                raise CircuitSpecError(
+                    f"{where}: missing field 'positions' (head {format_head(head)} has no positions "
+                    "of its own); add positions: [...] to the class, or write the head as "
+                    f"{{head: \"{format_head(head)}\", positions: [END]}}.")
         sig = body.get("signature")
         signature = None
         if sig is not None:
@@ -294,11 +447,100 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
                 _position(sig["to"], f"{where}.signature.to", SIGNATURE_POSITIONS),
             )
         cdesc = body.get("description") or ""
-        classes[str(cname)] = HeadClass(str(cname), tuple(heads), positions, signature, str(cdesc))
+        classes[str(cname)] = HeadClass(str(cname), tuple(heads), positions, signature, str(cdesc),
+                                        tuple(own))
     return CircuitSpec(
         model=data["model"], task=data["task"], classes=classes, description=description,
-        provenance=provenance, ablation=ablation, source=source,
+        provenance=provenance, ablation=ablation, source=source, mlps=mlps,
     )
+
+
+def spec_from_nodes(nodes: Iterable, model, task: str = "ioi", *,
+                    classes: Mapping[str, Iterable] | None = None, provenance: Mapping | None = None,
+                    ablation: Ablation | Mapping | None = None, description: str = "",
+                    mlps: bool | None = None, source: str = "<nodes>") -> CircuitSpec:
+    """A spec whose :meth:`~CircuitSpec.nodes` are exactly ``nodes`` (:class:`circuitgen.nodes.Node`
+    or labels like ``"9.9@END"``, ``"mlp5@S2"``).
+
+    ``model``: a loaded model (nodes are checked against its shape) or a model name. ``classes``:
+    None puts every head in one class ``nodes``; a mapping class name -> heads (``(9, 9)`` or
+    ``"9.9"``, e.g. from a classifier) assigns them, and heads it leaves out go to a class
+    ``unclassified``. In a class, the most common position set becomes the class's ``positions``
+    and the other heads get their own. ``mlps``: None writes an ``mlps:`` list when there are MLP
+    nodes (and none, so every MLP runs, when there are not); True always writes one (``[]``
+    ablating every MLP); False refuses MLP nodes. ``provenance`` should hold
+    :data:`RECOMMENDED_PROVENANCE` (a warning names the missing keys).
+    """
+    from circuitgen.nodes import parse_node
+
+    nodes = sorted({parse_node(n) if isinstance(n, str) else n for n in nodes}, key=node_key)
+    for n in nodes:
+        if n.role not in ROLES:
+            raise CircuitSpecError(f"{source}: node {n.label}: role must be one of {ROLES}.")
+    if isinstance(model, str):
+        model_name = model
+    else:
+        model_name = model.circuitgen.model
+        cfg = model.cfg
+        for n in nodes:
+            if not 0 <= n.layer < cfg.n_layers or (n.head is not None and not 0 <= n.head < cfg.n_heads):
+                raise CircuitSpecError(f"{source}: node {n.label} does not exist in {model_name!r} "
+                                       f"({cfg.n_layers} layers x {cfg.n_heads} heads).")
+    by_head: dict[tuple[int, int], list[str]] = {}
+    by_mlp: dict[int, list[str]] = {}
+    for n in nodes:
+        if n.head is None:
+            by_mlp.setdefault(n.layer, []).append(n.role)
+        else:
+            by_head.setdefault((n.layer, n.head), []).append(n.role)
+    if mlps is False and by_mlp:
+        raise CircuitSpecError(f"{source}: mlps=False but the nodes include MLP nodes "
+                               f"{[f'mlp{layer}' for layer in by_mlp]}; drop them or allow mlps.")
+
+    if classes is None:
+        groups = {"nodes": sorted(by_head)} if by_head else {}
+    else:
+        groups, seen = {}, {}
+        for cname, members in classes.items():
+            heads = []
+            for h in members:
+                head = parse_head(h, f"{source}: classes.{cname}") if isinstance(h, str) else tuple(h)
+                if head not in by_head:
+                    raise CircuitSpecError(f"{source}: classes.{cname}: head {format_head(head)} has "
+                                           "no node among the given nodes; remove it from the class.")
+                if head in seen:
+                    raise CircuitSpecError(f"{source}: head {format_head(head)} is in classes "
+                                           f"{seen[head]!r} and {cname!r}; give it one class.")
+                seen[head] = cname
+                heads.append(head)
+            if heads:
+                groups[str(cname)] = sorted(heads)
+        rest = sorted(h for h in by_head if h not in seen)
+        if rest:
+            groups["unclassified"] = rest
+    head_classes = {}
+    for cname, heads in groups.items():
+        sets = [tuple(by_head[h]) for h in heads]
+        common = Counter(sets).most_common()
+        top = max(c for _, c in common)
+        positions = next(s for s in sets if Counter(sets)[s] == top)  # first of the most common
+        own = tuple((h, p) for h, p in zip(heads, sets) if p != positions)
+        head_classes[cname] = HeadClass(cname, tuple(heads), positions, None,
+                                        "" if classes is not None else "discovered nodes", own)
+    mlp_entries = None
+    if by_mlp or mlps:
+        mlp_entries = tuple(MLPEntry(layer, tuple(roles)) for layer, roles in sorted(by_mlp.items()))
+    provenance = dict(provenance or {})
+    missing = missing_provenance(provenance)
+    if missing:
+        warnings.warn(f"{source}: the provenance lacks {missing}; a discovered circuit should record "
+                      f"{list(RECOMMENDED_PROVENANCE)}.", stacklevel=2)
+    if isinstance(ablation, Mapping):
+        ablation = _ablation(dict(ablation), f"{source}: ablation")
+    spec = CircuitSpec(model=model_name, task=task, classes=head_classes, description=description,
+                       provenance=provenance, ablation=ablation or Ablation(), source=source,
+                       mlps=mlp_entries)
+    return spec_from_dict(spec.to_dict(), source)  # every rule of a written spec holds
 
 
 def _ablation(raw: Any, where: str) -> Ablation:
@@ -392,11 +634,19 @@ def validate_for_model(spec: CircuitSpec, n_layers: int, n_heads: int, model_nam
                     f"range). This spec was found in {spec.model!r}: score it on that model, or "
                     "write a spec for this one."
                 )
+    for m in spec.mlps or ():
+        if not 0 <= m.layer < n_layers:
+            target = f"model {model_name!r}" if model_name else "the model"
+            raise CircuitSpecError(
+                f"{spec.source}: mlps: MLP layer {m.layer} does not exist in {target}, which has "
+                f"{n_layers} layers. This spec was found in {spec.model!r}: score it on that model, "
+                "or write a spec for this one.")
     return spec
 
 
 __all__ = [
-    "POSITIONS", "SIGNATURE_POSITIONS", "CircuitSpecError", "Signature", "HeadClass", "Ablation",
-    "CircuitSpec", "parse_head", "format_head", "spec_from_dict", "parse_circuit", "load_circuit",
-    "circuit_path", "found_circuit", "validate_for_model",
+    "POSITIONS", "ROLES", "SIGNATURE_POSITIONS", "RECOMMENDED_PROVENANCE", "CircuitSpecError",
+    "Signature", "HeadClass", "MLPEntry", "Ablation", "CircuitSpec", "parse_head", "format_head",
+    "spec_from_dict", "spec_from_nodes", "node_key", "check_provenance", "missing_provenance",
+    "parse_circuit", "load_circuit", "circuit_path", "found_circuit", "validate_for_model",
 ]

@@ -6,6 +6,9 @@ F(C \\ K) with F(M \\ K) for knocked-out sets K (a complete circuit has them equ
 minimality asks how much each head v matters inside the circuit, F(C) - F(C \\ {v}). Here the
 minimality uses K = {} for every head (the paper searched a K per head), which can only
 understate a head's importance when backups hide it.
+
+For a spec with ``mlps:`` the MLPs outside the circuit are ablated too (F(C)), F(∅) ablates every
+MLP as well as every head, and F(M) runs them all, as in the scorer; K removes heads only.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ def _variants(model, spec: CircuitSpec, batch: B.IOIBatch, removals: Sequence[Se
     return torch.stack(keeps)
 
 
+def _mlp_keep(spec: CircuitSpec, model, batch: B.IOIBatch, n_variants: int,
+              whole_model: bool = False) -> torch.Tensor | None:
+    """The MLP keep mask of ``n_variants`` circuit variants: None when every MLP runs."""
+    if spec.mlps is None or whole_model:
+        return None
+    return A.circuit_mlp_keep(spec, model, batch)[None].expand(n_variants, -1, -1, -1)
+
+
 @torch.no_grad()
 def mean_logit_diffs(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanReference,
                      removals: Sequence[Sequence[tuple[int, int]]], whole_model: bool,
@@ -44,10 +55,11 @@ def mean_logit_diffs(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanRe
         part = df.iloc[sl]
         batch = B.encode(model, part)
         groups = means.keys(part)
-        replace = A.replacement_fn("mean", batch, means=means, groups=groups)
+        replace, mlp_replace = A.replacement_fns("mean", batch, means=means, groups=groups)
         for vs in B.chunks(len(removals), tile):
             keep = _variants(model, spec, batch, removals[vs], whole_model)
-            totals[vs] += A.run_variants(model, batch, keep, replace).sum(-1)
+            mlp_keep = _mlp_keep(spec, model, batch, len(keep), whole_model)
+            totals[vs] += A.run_variants(model, batch, keep, replace, mlp_keep, mlp_replace).sum(-1)
     return totals / len(df)
 
 
@@ -97,10 +109,14 @@ def s2_check(model, spec: CircuitSpec, df: pd.DataFrame, means: A.MeanReference,
         part = df.iloc[sl]
         batch = B.encode(model, part)
         groups = means.keys(part)
-        replace = A.replacement_fn("mean", batch, means=means, groups=groups)
+        replace, mlp_replace = A.replacement_fns("mean", batch, means=means, groups=groups)
         keep = A.circuit_keep(spec, model, batch)
         at_s2 = (A.role_map(batch) == A.ROLE_INDEX["S2"])[:, :, None, None]
-        diffs = A.run_variants(model, batch, torch.stack([keep, keep | at_s2]), replace)
+        mlp_keep = A.circuit_mlp_keep(spec, model, batch)
+        if mlp_keep is not None:
+            mlp_keep = torch.stack([mlp_keep, mlp_keep | at_s2[..., 0]])
+        diffs = A.run_variants(model, batch, torch.stack([keep, keep | at_s2]), replace, mlp_keep,
+                               mlp_replace)
         out.append(pd.DataFrame({"circuit_logit_diff": diffs[0].numpy(),
                                  "circuit_logit_diff_s2_intact": diffs[1].numpy()}, index=part.index))
     return pd.concat(out)
@@ -151,7 +167,9 @@ def layer_bands(n_layers: int, n_bands: int = 6) -> list[range]:
 def random_circuits(spec: CircuitSpec, n_layers: int, n_heads: int, n_draws: int = 20,
                     seed: int = 0, n_bands: int = 6) -> list[CircuitSpec]:
     """Circuits of the spec's shape with random heads: each class keeps its positions and its
-    number of heads per layer band; heads are drawn without replacement (the null for F(C))."""
+    number of heads per layer band; heads are drawn without replacement (the null for F(C)). A
+    head with positions of its own passes them to the head drawn in its place; the spec's MLPs
+    (``mlps:``) are kept as they are."""
     from circuitgen.circuits import HeadClass
 
     bands = layer_bands(n_layers, n_bands)
@@ -164,16 +182,19 @@ def random_circuits(spec: CircuitSpec, n_layers: int, n_heads: int, n_draws: int
             rng.shuffle(heads)
         classes = {}
         for name, cls in spec.classes.items():
-            picked = []
-            for layer, _ in cls.heads:
+            picked, own = [], []
+            for layer, head in cls.heads:
                 pool = free[band_of[layer]]
                 if not pool:
                     raise ValueError(f"layer band of layer {layer} has too few heads for the circuit.")
                 picked.append(pool.pop())
-            classes[name] = HeadClass(name, tuple(sorted(picked)), cls.positions, cls.signature)
+                if cls.positions_of((layer, head)) != cls.positions:
+                    own.append((picked[-1], cls.positions_of((layer, head))))
+            classes[name] = HeadClass(name, tuple(sorted(picked)), cls.positions, cls.signature,
+                                      head_positions=tuple(sorted(own)))
         out.append(CircuitSpec(spec.model, spec.task, classes, description=f"random draw {d}",
                                provenance={"method": "random, same shape", "seed": seed},
-                               source=f"<random {d}>"))
+                               source=f"<random {d}>", mlps=spec.mlps))
     return out
 
 
@@ -189,11 +210,17 @@ def random_circuit_null(model, spec: CircuitSpec, df: pd.DataFrame, means: A.Mea
     for sl in B.chunks(len(df), batch_size):
         part = df.iloc[sl]
         batch = B.encode(model, part)
-        replace = A.replacement_fn("mean", batch, means=means, groups=means.keys(part))
+        replace, mlp_replace = A.replacement_fns("mean", batch, means=means, groups=means.keys(part))
         keeps = [A.full_keep(model, batch), A.empty_keep(model, batch)]
         keeps += [A.circuit_keep(s, model, batch) for s in specs]
+        mlp_keeps = None
+        if spec.mlps is not None:  # random draws share the spec's MLPs
+            mlp_keeps = [A.full_mlp_keep(model, batch), A.empty_mlp_keep(model, batch)]
+            mlp_keeps += [A.circuit_mlp_keep(spec, model, batch)] * len(specs)
         for vs in B.chunks(len(keeps), tile):
-            totals[vs] += A.run_variants(model, batch, torch.stack(keeps[vs]), replace).sum(-1)
+            mlp_keep = None if mlp_keeps is None else torch.stack(mlp_keeps[vs])
+            totals[vs] += A.run_variants(model, batch, torch.stack(keeps[vs]), replace, mlp_keep,
+                                         mlp_replace).sum(-1)
     f = (totals / len(df)).numpy()
     f_m, f_0 = float(f[0]), float(f[1])
     out = pd.DataFrame({"circuit": ["spec"] + [f"random {i}" for i in range(n_draws)],

@@ -3,8 +3,10 @@
 ``score_circuit(model, spec, prompts)`` returns one row per prompt (input columns passed through):
 
 - ``logit_diff``: the model's IO - S logit difference at END;
-- ``circuit_logit_diff``: the same with every (position, head) outside the circuit ablated;
-- ``empty_logit_diff``: the same with *every* head ablated, F(∅), the baseline against which
+- ``circuit_logit_diff``: the same with every (position, head) outside the circuit ablated (and,
+  for a spec with ``mlps:``, every (position, MLP) outside it);
+- ``empty_logit_diff``: the same with *every* head ablated (and every MLP, for a spec with
+  ``mlps:``), F(∅), the baseline against which
   normalised faithfulness (F(C) - F(∅)) / (F(M) - F(∅)) is measured (Hanna et al. 2024, MIB);
 - ``faithfulness``: circuit_logit_diff / logit_diff for this prompt (the paper's figure is a ratio
   of *means*, recorded in the metadata as ``faithfulness_ratio_of_means``, beside
@@ -200,6 +202,9 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
         good = make_abc(good, model.tokenizer, seed=seed)
     if ablation.method == "mean" and means is None and len(good):
         means = mean_reference(model, good, ablation)
+    if spec.mlps is not None and ablation.method == "mean" and means is not None and means.mlp_means is None:
+        raise ValueError(f"{spec.source} ablates MLPs (mlps:) but the given MeanReference holds no "
+                         "MLP means; rebuild it with scorer.mean_reference(model, prompts).")
 
     names = list(spec.classes)
     results = []
@@ -209,15 +214,23 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
         batch = B.encode(model, part)
         abc = B.encode(model, part, prompt_col="abc_prompt") if ablation.method == "resample" else None
         groups = means.keys(part) if ablation.method == "mean" else None
-        replace = A.replacement_fn(ablation.method, batch, means=means, groups=groups, model=model,
-                                   abc=abc)
         keeps = [A.full_keep(model, batch), A.circuit_keep(spec, model, batch),
                  A.empty_keep(model, batch)]
         if knockouts:
             keeps += [A.knockout_keep(spec.classes[n].heads, model, batch) for n in names]
         keep = torch.stack(keeps)
+        if spec.mlps is None:  # every MLP runs in every variant
+            replace = A.replacement_fn(ablation.method, batch, means=means, groups=groups,
+                                       model=model, abc=abc)
+            mlp_keep = mlp_replace = None
+        else:  # MLP nodes: kept in the circuit, all ablated in F(∅), intact in M and knock-outs
+            replace, mlp_replace = A.replacement_fns(ablation.method, batch, means=means,
+                                                     groups=groups, model=model, abc=abc)
+            full = A.full_mlp_keep(model, batch)
+            mlp_keep = torch.stack([full, A.circuit_mlp_keep(spec, model, batch),
+                                    A.empty_mlp_keep(model, batch)] + [full] * (len(keeps) - 3))
         store: dict[str, list] = {}
-        hooks = A.ablation_hooks(keep, replace) + _signature_hooks(spec, batch, store)
+        hooks = A.ablation_hooks(keep, replace, mlp_keep, mlp_replace) + _signature_hooks(spec, batch, store)
         logits = A.end_logits(model, batch, hooks, tile=len(keeps))
         diffs = A.end_logit_diff(logits, batch, tile=len(keeps))
         cols = {"logit_diff": diffs[0], "circuit_logit_diff": diffs[1], "empty_logit_diff": diffs[2]}
@@ -259,7 +272,15 @@ def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockou
         "faithfulness_ratio_of_means": ratio, "normalised_faithfulness": normalised,
         "F(M)": float(f_m) if len(ok) else float("nan"), "F(C)": float(f_c) if len(ok) else float("nan"),
         "F(empty)": float(f_0), "ablation": abl, "knockouts": knockouts,
-        "circuit_kept_at": "each class's heads at its positions; all other (position, head) ablated",
+        "circuit_kept_at": "each head at its positions (its own, else its class's); all other "
+                           "(position, head) ablated" + ("" if spec.mlps is None else
+                           "; each listed MLP at its positions, all other (position, MLP) ablated"),
+        "mlps": ({"ablated": False, "note": "the spec has no mlps: every MLP runs in every variant"}
+                 if spec.mlps is None else
+                 {"ablated": True, "kept": [n.label for n in spec.nodes() if n.head is None],
+                  "hook": "blocks.L.hook_mlp_out",
+                  "empty_circuit": "every head and every MLP ablated",
+                  "knockout": "MLPs intact"}),
         "knockout": "the class's heads ablated at every position, the rest of the model intact",
         "multi_token_names": MULTI_TOKEN_POLICY, "bos": True,
         "compatibility_mode": model.circuitgen.compatibility_mode,
