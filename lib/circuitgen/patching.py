@@ -255,6 +255,9 @@ def fast_patch(model, corrupted_tokens: torch.Tensor, clean_cache, metric: Metri
     else:
         todo = indices
     k = per_forward or max(1, max_batch // n)
+    if isinstance(metric, EndMetric):
+        return _fast_patch_resumed(model, corrupted_tokens, clean_cache, metric, spec, todo, k,
+                                   out, progress, kind)
     groups = [todo[i:i + k] for i in range(0, len(todo), k)]
     for group in tqdm(groups, desc=f"patching {kind}", unit="forward", leave=False,
                       disable=not progress or len(groups) < 2):
@@ -267,6 +270,42 @@ def fast_patch(model, corrupted_tokens: torch.Tensor, clean_cache, metric: Metri
             values = _run_metric(model, corrupted_tokens, metric, hooks, len(group))
         for index, value in zip(group, values):
             out[index] = value
+    return out
+
+
+def _fast_patch_resumed(model, tokens: torch.Tensor, clean_cache, metric: "EndMetric", spec: Kind,
+                        todo: list, k: int, out: torch.Tensor, progress: bool, kind: str
+                        ) -> torch.Tensor:
+    """:func:`fast_patch` for an END metric: every patch of a sweep acts inside one block, so
+    the indices are grouped by layer and a patch at layer L resumes from the corrupted run's
+    residual entering L (:mod:`circuitgen.resume`), running only blocks L and above.
+
+    Each layer's indices are split into near-equal groups of at most ``k`` replicas. The run is
+    unmasked like TransformerLens's loop (an all-ones mask; right padding keeps END exact)."""
+    from circuitgen import resume
+
+    n = tokens.shape[0]
+    batch = B.IOIBatch(tokens, torch.ones_like(tokens), metric.batch.io_id, metric.batch.s_id,
+                       {"END": metric.end})
+    by_layer: dict[int, list] = {}
+    for index in todo:
+        by_layer.setdefault(index[0], []).append(index)
+    groups = []
+    for layer, idx in sorted(by_layer.items()):
+        n_groups = -(-len(idx) // k)
+        size = -(-len(idx) // n_groups)
+        groups += [(layer, idx[i:i + size]) for i in range(0, len(idx), size)]
+    with torch.no_grad():
+        cache = resume.resid_pre(model, batch) if groups else {}
+        for layer, group in tqdm(groups, desc=f"patching {kind}", unit="forward", leave=False,
+                                 disable=not progress or len(groups) < 2):
+            name = get_act_name(spec.activation, layer)
+            jobs = list(enumerate(group))
+            hook = partial(_tiled_hook, jobs=jobs, n=n, setter=spec.setter, clean=clean_cache[name])
+            logits = resume.end_logits_from(model, batch, layer, cache[layer], [(name, hook)],
+                                            tile=len(group))
+            for j, index in jobs:
+                out[index] = float(metric.from_end(logits[j * n:(j + 1) * n]))
     return out
 
 

@@ -100,6 +100,22 @@ def block_inputs(model, tokens: torch.Tensor, mask: torch.Tensor | None) -> tupl
     return args, kwargs
 
 
+def _inputs(model, batch: IOIBatch, tile: int) -> tuple[tuple, dict]:
+    """:func:`block_inputs` of the batch tiled ``tile`` times, memoised on the batch object (the
+    probe is a bridge forward, ~10 ms, and exact pruning resumes thousands of times per batch);
+    the key holds the token and mask storage, so a batch whose tensors are replaced is re-probed."""
+    memo = batch.__dict__.setdefault("_resume_inputs", {})
+    key = (id(model), tile, batch.tokens.data_ptr(), batch.mask.data_ptr(), batch.tokens.shape)
+    if key not in memo:
+        memo[key] = block_inputs(model, batch.tokens.repeat(tile, 1), batch.mask.repeat(tile, 1))
+    return memo[key]
+
+
+def _block(model, i: int, x: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
+    out = model.blocks[i](x, *args, **kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def _check_hooks(fwd_hooks: Hooks, layer: int) -> None:
     """Refuse hooks that act below ``layer``: the cached residual already fixed those layers,
     so they would silently do nothing here while changing a full run."""
@@ -126,16 +142,15 @@ def run_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor, fwd_hooks:
     if not 0 <= layer <= n_layers:
         raise ValueError(f"layer {layer} out of range for a {n_layers}-layer model.")
     _check_hooks(fwd_hooks, layer)
-    x = resid.repeat(tile, 1, 1) if tile > 1 else resid
+    x = resid.repeat(tile, 1, 1)  # always a copy: hooks may edit the residual in place
     if x.shape[:2] != (tile * len(batch), batch.tokens.shape[1]):
         raise ValueError(f"resid has shape {tuple(resid.shape)}; expected [batch={len(batch)}, "
                          f"pos={batch.tokens.shape[1]}, d_model].")
     if layer < n_layers:
-        args, kwargs = block_inputs(model, batch.tokens.repeat(tile, 1), batch.mask.repeat(tile, 1))
+        args, kwargs = _inputs(model, batch, tile)
         with model.hooks(fwd_hooks=list(fwd_hooks)):
             for i in range(layer, n_layers):
-                out = model.blocks[i](x, *args, **kwargs)
-                x = out[0] if isinstance(out, tuple) else out
+                x = _block(model, i, x, args, kwargs)
     return x[torch.arange(x.shape[0]), batch.end.repeat(tile)]
 
 
@@ -180,4 +195,80 @@ def _diff(model, x: torch.Tensor, batch: IOIBatch, tile: int) -> torch.Tensor:
     return (logits[rows, io] - logits[rows, s]).view(tile, n)
 
 
-__all__ = ["resid_pre", "run_from", "logit_diff_from", "end_logits_from", "block_inputs"]
+def _first_seen(labels: torch.Tensor) -> torch.Tensor:
+    """Relabel so classes are numbered in order of their first member (variant 0 in class 0)."""
+    order: dict[int, int] = {}
+    return torch.tensor([order.setdefault(int(x), len(order)) for x in labels])
+
+
+def run_variants_resumed(model, batch: IOIBatch, keep: torch.Tensor,
+                         replace: Callable[[int], torch.Tensor],
+                         mlp_keep: torch.Tensor | None = None,
+                         mlp_replace: Callable[[int], torch.Tensor] | None = None,
+                         fwd_hooks: Hooks = ()) -> torch.Tensor:
+    """:func:`circuitgen.ablation.run_variants` (same arguments, same ``[variant, batch]`` logit
+    differences), with each block run once per *distinct prefix* instead of once per variant.
+
+    Variants whose keep masks (``[variant, batch, pos, layer, head]``, and ``mlp_keep``
+    ``[variant, batch, pos, layer]`` if given) agree on layers ``0 .. l`` have the same residual
+    after block ``l``, so block ``l`` runs on one replica per class of that partition, tiled. The
+    scorer's variants (model, circuit, empty, one knock-out per class) share the unablated model
+    up to each knock-out's first head, so the knock-outs cost only the layers above it.
+
+    ``fwd_hooks`` are extra hooks (e.g. the scorer's attention-signature readers) that see every
+    block's tiled activations; their first ``len(batch)`` rows are always variant 0's.
+    """
+    n_var, n, n_pos, n_layers, n_heads = keep.shape
+    if mlp_keep is not None and mlp_keep.shape != keep.shape[:4]:
+        raise ValueError(f"the MLP keep mask {tuple(mlp_keep.shape)} must be [variant, batch, pos, "
+                         f"layer] = {tuple(keep.shape[:4])}, like the head keep mask.")
+    flat = keep.reshape(n_var, n * n_pos, n_layers, n_heads)
+    labels = torch.zeros(n_var, dtype=torch.long)  # class of each variant after the blocks so far
+    parents, reps, plans = [], [], []
+    for layer in range(n_layers):
+        key = [labels[:, None], flat[:, :, layer].reshape(n_var, -1).long()]
+        if mlp_keep is not None:
+            key.append(mlp_keep[..., layer].reshape(n_var, -1).long())
+        new = _first_seen(torch.unique(torch.cat(key, 1), dim=0, return_inverse=True)[1])
+        rep = torch.tensor([int((new == c).nonzero()[0]) for c in range(int(new.max()) + 1)])
+        parents.append(labels[rep])
+        reps.append(rep)
+        labels = new
+    hooks = list(fwd_hooks)
+    for layer, rep in enumerate(reps):
+        t = len(rep)
+        keep_l = keep[rep, :, :, layer].reshape(t * n, n_pos, n_heads)
+        if not keep_l.all():
+            def hook(z, hook, keep_l=keep_l, layer=layer, t=t):
+                repl = replace(layer).repeat(t, 1, 1, 1).to(z.dtype)
+                return torch.where(keep_l[..., None], z, repl)
+            hooks.append((f"blocks.{layer}.attn.hook_z", hook))
+        if mlp_keep is not None:
+            mkeep_l = mlp_keep[rep, :, :, layer].reshape(t * n, n_pos)
+            if not mkeep_l.all():
+                if mlp_replace is None:
+                    raise ValueError("an MLP keep mask that ablates something needs mlp_replace.")
+
+                def mlp_hook(out, hook, keep_l=mkeep_l, layer=layer, t=t):
+                    repl = mlp_replace(layer).repeat(t, 1, 1).to(out.dtype)
+                    return torch.where(keep_l[..., None], out, repl)
+                hooks.append((f"blocks.{layer}.hook_mlp_out", mlp_hook))
+    args, kwargs = _inputs(model, batch, 1)
+    x = _embed(model, batch)[None]  # [class, batch, pos, d_model]
+    with model.hooks(fwd_hooks=hooks):
+        for layer in range(n_layers):
+            t = len(reps[layer])
+            args, kwargs = _inputs(model, batch, t)
+            x_in = x[parents[layer]].reshape(t * n, n_pos, -1)
+            x = _block(model, layer, x_in, args, kwargs).view(t, n, n_pos, -1)
+    end = x[labels][:, torch.arange(n), batch.end]  # [variant, batch, d_model]
+    return _diff(model, _final_norm(model, end.reshape(n_var * n, -1), fwd_hooks), batch, n_var)
+
+
+def _embed(model, batch: IOIBatch) -> torch.Tensor:
+    """The residual entering block 0 (``blocks.0.hook_resid_pre``, no hooks)."""
+    return model.run_with_hooks(batch.tokens, attention_mask=batch.mask, stop_at_layer=0)
+
+
+__all__ = ["resid_pre", "run_from", "logit_diff_from", "end_logits_from", "block_inputs",
+           "run_variants_resumed"]
