@@ -228,3 +228,24 @@ def test_the_spec_ablation_is_the_default(tiny_gpt2, spec):
     np.testing.assert_array_equal(by_spec.circuit_logit_diff, explicit.circuit_logit_diff)
     assert by_spec.attrs["circuitgen"]["ablation"]["method"] == "zero"
     assert not np.allclose(by_spec.circuit_logit_diff, mean.circuit_logit_diff)
+
+
+def test_one_ablation_type_for_spec_scorer_and_cli(tiny_gpt2, spec):
+    """``scorer.Ablation`` is ``circuits.Ablation``; a spec's min_per_group/seed reach the scorer."""
+    assert scorer.Ablation is circuits.Ablation
+    table = HAND.head(2)
+    old_style = scorer.Ablation(reference=table)  # a prompt table as ``reference``, as before
+    assert old_style.reference == "abc" and old_style.reference_prompts is table
+    assert old_style == scorer.Ablation(reference_prompts=table)
+    assert scorer.Ablation("zero").reference is None
+    custom = circuits.parse_circuit(SPEC + "ablation: {method: mean, min_per_group: 25, seed: 7}\n", "<s>")
+    assert custom.ablation == scorer.Ablation("mean", min_per_group=25, seed=7)
+    assert circuits.parse_circuit(custom.to_yaml()) == custom
+    assert scorer.spec_ablation(custom) is not None and scorer.spec_ablation(custom).min_per_group == 25
+    out = scorer.score_circuit(tiny_gpt2, custom, HAND, progress=False, knockouts=False)
+    meta = out.attrs["circuitgen"]["ablation"]
+    assert meta["min_per_group"] == 25 and meta["seed"] == 7 and meta["group_size_min"] >= 25
+    with pytest.raises(circuits.CircuitSpecError, match="min_per_group"):
+        circuits.parse_circuit(SPEC + "ablation: {method: mean, min_per_group: 0}\n", "<s>")
+    with pytest.raises(ValueError, match="not one the scorer implements"):
+        scorer.mean_reference(tiny_gpt2, HAND, scorer.Ablation(reference="clean"))

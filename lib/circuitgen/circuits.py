@@ -69,7 +69,7 @@ RECOMMENDED_PROVENANCE = {
     "method": (str,), "threshold": (int, float), "discovery_set": (str,),
     "date": (str, datetime.date), "n_prompts": (int,),
 }
-ABLATION_FIELDS = ("method", "reference", "group_by")
+ABLATION_FIELDS = ("method", "reference", "group_by", "min_per_group", "seed")
 DEFAULT_ABLATION = {"method": "mean", "reference": "abc"}
 
 
@@ -132,11 +132,57 @@ class MLPEntry:
         return {"layer": self.layer, "positions": list(self.positions)}
 
 
+MIN_PER_GROUP = 20  # = circuitgen.reference.MIN_PER_GROUP (kept here so specs load without torch)
+REFERENCE_SEED = 20261126  # = circuitgen.reference.REFERENCE_SEED
+
+
 @dataclass(frozen=True)
 class Ablation:
+    """Which ablation, over what reference: the one type for a spec's ``ablation:`` block, the
+    scorer (``scorer.Ablation`` is this class) and the command line.
+
+    ``method``: mean, resample or zero. ``reference``: the distribution, ``abc`` (ABC prompts,
+    Wang et al.) or ``clean`` (named by specs; the scorer implements ``abc``); None for zero.
+    For ``mean``: ABC prompts grouped by ``group_by`` (None: the rule of
+    :mod:`circuitgen.reference`; ``()``: each prompt its own group), at least ``min_per_group``
+    per group, made from ``reference_prompts`` (a prompt table) when given, else from the fixed
+    generated set (canonical prompts) or the scored prompts' counterparts. ``legacy``: see
+    :meth:`legacy_template_only`. A spec's YAML holds method, reference, group_by and, when not
+    the defaults, min_per_group and seed; ``reference_prompts`` and ``legacy`` are for code only
+    (and ``reference_prompts`` is left out of ``==``).
+
+    For compatibility, ``reference=<DataFrame>`` is read as ``reference_prompts``.
+    """
+
     method: str = "mean"
-    reference: str | None = "abc"
-    group_by: tuple[str, ...] = ()  # empty: circuitgen.reference's default rule
+    reference: Any = "abc"
+    group_by: tuple[str, ...] | None = None
+    min_per_group: int = MIN_PER_GROUP
+    seed: int = REFERENCE_SEED
+    legacy: bool = False
+    reference_prompts: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.reference is not None and not isinstance(self.reference, str):
+            if self.reference_prompts is not None:
+                raise ValueError("give the reference prompt table once: reference_prompts=...")
+            object.__setattr__(self, "reference_prompts", self.reference)
+            object.__setattr__(self, "reference", "abc")
+        if self.method == "zero":
+            object.__setattr__(self, "reference", None)
+        if isinstance(self.group_by, list):
+            object.__setattr__(self, "group_by", tuple(self.group_by))
+
+    @classmethod
+    def legacy_template_only(cls) -> "Ablation":
+        """The scorer's behaviour before 2026-11-26, kept to show the difference: each scored
+        prompt's own single ABC counterpart, grouped by template only (ABBA and BABA pooled)."""
+        return cls("mean", group_by=("template",), min_per_group=1, legacy=True)
+
+    def label(self) -> str:
+        if self.method != "mean":
+            return self.method
+        return "mean (legacy: template only, own counterparts)" if self.legacy else "mean"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method}
@@ -144,6 +190,10 @@ class Ablation:
             out["reference"] = self.reference
         if self.group_by:
             out["group_by"] = list(self.group_by)
+        if self.min_per_group != MIN_PER_GROUP:
+            out["min_per_group"] = self.min_per_group
+        if self.seed != REFERENCE_SEED:
+            out["seed"] = self.seed
         return out
 
 
@@ -570,7 +620,15 @@ def _ablation(raw: Any, where: str) -> Ablation:
         group_by = [group_by]
     if not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by):
         raise CircuitSpecError(f"{where}.group_by: give a list of prompt-set columns, like [template, order] (or omit it for the default rule).")
-    return Ablation(method=method, reference=reference, group_by=tuple(group_by))
+    extra = {}
+    for key, low in (("min_per_group", 1), ("seed", 0)):
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise CircuitSpecError(f"{where}.{key}: give a whole number >= {low}, not {value!r} "
+                                       "(or omit it for the default).")
+            extra[key] = value
+    return Ablation(method=method, reference=reference, group_by=tuple(group_by) or None, **extra)
 
 
 def parse_circuit(text: str, source: str = "<string>") -> CircuitSpec:

@@ -124,6 +124,8 @@ def _clean_nan(obj):
 
 
 def cmd_score(args) -> int:
+    from dataclasses import replace
+
     from circuitgen import circuits, ioi, scorer
     from circuitgen.models import load_model
 
@@ -145,8 +147,10 @@ def cmd_score(args) -> int:
 
     model = load_model(args.model, device=args.device)
     circuits.validate_for_model(spec, model.cfg.n_layers, model.cfg.n_heads, args.model)
-    ablation = scorer.Ablation(method=method, reference=reference,
-                               group_by=_group_by(spec.ablation.group_by, prompts.df))
+    # One Ablation type (circuits.Ablation = scorer.Ablation): the spec's, with the options given.
+    ablation = replace(spec.ablation, method=method, reference_prompts=reference,
+                       reference=None if method == "zero" else "abc",
+                       group_by=_group_by(spec.ablation.group_by, prompts.df))
     scores = scorer.score_circuit(
         model, spec, prompts.df, ablation=ablation, batch_size=args.batch_size,
         knockouts=not args.no_knockouts, skip_invalid=args.skip_invalid,

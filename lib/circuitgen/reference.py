@@ -43,8 +43,7 @@ import torch
 from circuitgen import ioi, ioi_templates
 from circuitgen.batch import IOIBatch, encode
 
-MIN_PER_GROUP = 20
-REFERENCE_SEED = 20261126
+from circuitgen.circuits import MIN_PER_GROUP, REFERENCE_SEED  # noqa: E402  (one definition, beside Ablation)
 GENERATED = "generated"
 PER_PROMPT = ("prompt",)
 

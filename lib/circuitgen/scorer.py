@@ -24,7 +24,7 @@ END is unembedded. The ablation reference (method, distribution, grouping, sizes
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from circuitgen import ablation as A
 from circuitgen import batch as B
 from circuitgen import reference as R
-from circuitgen.circuits import CircuitSpec, validate_for_model
+from circuitgen.circuits import Ablation, CircuitSpec, validate_for_model  # Ablation: one type, re-exported
 from circuitgen.ioi import PromptError, find_positions, make_abc
 
 REQUIRED = ("prompt", "io", "s")
@@ -42,32 +42,6 @@ MULTI_TOKEN_POLICY = (
     "refused: a name that is several tokens with a leading space has no single answer token, so "
     "its logit difference is undefined; the row is reported, never scored on a partial token"
 )
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """Which ablation, and over what reference: ``method`` in mean/resample/zero. For ``mean``:
-    ABC prompts grouped by ``group_by`` (None: the rule of :mod:`circuitgen.reference`), at least
-    ``min_per_group`` per group, taken from ``reference`` (a prompt table) when given, else from
-    the fixed generated set (canonical prompts) or the scored prompts' counterparts."""
-
-    method: str = "mean"
-    reference: pd.DataFrame | None = None
-    group_by: tuple[str, ...] | None = None
-    min_per_group: int = R.MIN_PER_GROUP
-    seed: int = R.REFERENCE_SEED
-    legacy: bool = False
-
-    @classmethod
-    def legacy_template_only(cls) -> "Ablation":
-        """The scorer's behaviour before 2026-11-26, kept to show the difference: each scored
-        prompt's own single ABC counterpart, grouped by template only (ABBA and BABA pooled)."""
-        return cls("mean", group_by=("template",), min_per_group=1, legacy=True)
-
-    def label(self) -> str:
-        if self.method != "mean":
-            return self.method
-        return "mean (legacy: template only, own counterparts)" if self.legacy else "mean"
 
 
 def check_prompts(model, df: pd.DataFrame) -> pd.DataFrame:
@@ -139,7 +113,7 @@ def spec_ablation(spec: CircuitSpec) -> Ablation:
         raise ValueError(f"{spec.source}: ablation reference {wanted.reference!r} is not one the "
                          "scorer implements; use reference: abc (the ABC prompts), or pass an "
                          "Ablation explicitly.")
-    return Ablation(method=wanted.method, group_by=tuple(wanted.group_by) or None)
+    return replace(wanted, group_by=wanted.group_by or None)  # a spec's () is the default rule too
 
 
 def _valid_rows(model, prompts: pd.DataFrame, skip_invalid: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -161,12 +135,15 @@ def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = Non
     ablation = ablation or Ablation()
     if ablation.method != "mean":
         raise ValueError(f"a mean reference is for mean ablation, not {ablation.method!r}.")
+    if ablation.reference not in (None, "abc"):
+        raise ValueError(f"ablation reference {ablation.reference!r} is not one the scorer "
+                         "implements; use reference='abc' (the ABC prompts).")
     _, prompts = _valid_rows(model, prompts, skip_invalid=False)
-    if ablation.reference is not None:
-        _, ref_rows = _valid_rows(model, ablation.reference, skip_invalid=False)
-        ablation = replace(ablation, reference=ref_rows)
+    if ablation.reference_prompts is not None:
+        _, ref_rows = _valid_rows(model, ablation.reference_prompts, skip_invalid=False)
+        ablation = replace(ablation, reference_prompts=ref_rows)
     cols = R.resolve_group_by(prompts, ablation.group_by)
-    generated = R.uses_generated(prompts, cols, ablation.reference, ablation.legacy)
+    generated = R.uses_generated(prompts, cols, ablation.reference_prompts, ablation.legacy)
     key = (id(model), cols, ablation.min_per_group, ablation.seed)
     if generated and key in _GENERATED_MEANS:
         return _GENERATED_MEANS[key]
@@ -174,7 +151,7 @@ def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = Non
         if ablation.legacy:
             warnings.simplefilter("ignore")
         ref, cols = R.build_reference(model, prompts, group_by=ablation.group_by,
-                                      reference=ablation.reference,
+                                      reference=ablation.reference_prompts,
                                       min_per_group=ablation.min_per_group, seed=ablation.seed,
                                       own_prompts=ablation.legacy)
     sizes = ref.sizes()
