@@ -17,6 +17,7 @@ def _frame() -> pd.DataFrame:
         "kept": [True, False, True],
         "n": [1, 2, 3],
         "code": ["007", "1.50", "NA"],       # text that pandas would otherwise parse
+        "stage": pd.array(["a", None, "b"], dtype="string"),
     })
 
 

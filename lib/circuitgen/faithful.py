@@ -81,13 +81,26 @@ def discover(model, prompts: pd.DataFrame, method: str, set_label: str, *,
                           "n_prompts": len(prompts), "model": model.circuitgen.model}, log=log)
 
 
-def ranking(table: pd.DataFrame) -> list[N.Node]:
-    """Head nodes, best first: by ``rank`` when the method gives one, else by |score|."""
+def ranking(table: pd.DataFrame, seed: int = 0) -> list[N.Node]:
+    """All head nodes, best first: the method's ranked nodes by ``rank`` (by |score| when the
+    table has no ranks), then the nodes it left unranked in a seeded random order, so that a
+    method that scores only some nodes still has circuits of every size (the part of its curve
+    beyond :func:`n_ranked` nodes is partly random; the chapter marks where it starts)."""
+    import random
+
     heads = table[table["kind"] == "head"]
-    if "rank" in heads.columns and heads["rank"].notna().any():
-        order = heads.sort_values(["rank", "node"], kind="mergesort")
-        return [N.parse_node(x) for x in order["node"]]
-    return N.top_nodes(heads, len(heads))
+    if "rank" not in heads.columns or heads["rank"].isna().all():
+        return N.top_nodes(heads, len(heads))
+    ranked = heads.dropna(subset=["rank"]).sort_values(["rank", "node"], kind="mergesort")
+    rest = sorted(heads.loc[heads["rank"].isna(), "node"])
+    random.Random(seed).shuffle(rest)
+    return [N.parse_node(x) for x in [*ranked["node"], *rest]]
+
+
+def n_ranked(table: pd.DataFrame) -> int:
+    """How many head nodes the method itself ranked."""
+    heads = table[table["kind"] == "head"]
+    return len(heads) if "rank" not in heads.columns or heads["rank"].isna().all() else int(heads["rank"].notna().sum())
 
 
 def curve_circuits(rankings: dict[str, Sequence[N.Node]], counts: Sequence[int], n_layers: int,
@@ -209,5 +222,5 @@ def circuit_scores(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.
 
 
 __all__ = ["VERSION", "METHODS", "MethodConfig", "discover", "ranking", "curve_circuits",
-           "split_label", "stability", "selection_frequency", "size_curves", "smallest",
+           "n_ranked", "split_label", "stability", "selection_frequency", "size_curves", "smallest",
            "circuit_scores"]

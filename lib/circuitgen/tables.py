@@ -60,7 +60,7 @@ def load_table(path: str | pathlib.Path) -> ResultTable:
     na = {c: ([""] if c in text_cols else other_na) for c in dtypes}
     df = pd.read_csv(path, dtype=text_cols or None, keep_default_na=False, na_values=na)
     for c, t in dtypes.items():
-        if c in df.columns and c not in text_cols:
+        if c in df.columns and t != "str":
             df[c] = df[c].astype(t)
     return ResultTable(df, meta)
 
@@ -109,7 +109,7 @@ def cached(path: str | pathlib.Path, inputs: Mapping[str, Any],
     table = ResultTable(df, {**(meta or {}), **extra, "inputs_sha": fp,
                              "inputs": _canonical(dict(inputs))})
     table.save(path)
-    return table
+    return load_table(path)  # what later runs will read, so first and later runs see the same
 
 
 __all__ = ["ResultTable", "load_table", "fingerprint", "cached", "meta_file"]
