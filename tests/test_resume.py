@@ -45,7 +45,7 @@ def full_diff(model, batch, hooks, tile: int) -> torch.Tensor:
     return B.logit_diff(logits, tiled).view(tile, len(batch))
 
 
-def check_model(model):
+def check_model(model, tol: float = TOL):
     batch = padded_batch(model)
     n = model.cfg.n_layers
     with torch.no_grad():
@@ -57,11 +57,11 @@ def check_model(model):
                 want = full_diff(model, batch, hooks, tile)
                 got = R.logit_diff_from(model, batch, layer, cache[layer], hooks, tile)
                 assert got.shape == (tile, len(batch))
-                assert (got - want).abs().max() <= TOL, (layer, tile)
+                assert (got - want).abs().max() <= tol, (layer, tile)
             logits = R.end_logits_from(model, batch, layer, cache[layer], hooks, tile=2)
             rows = torch.arange(2 * len(batch))
             diff = logits[rows, batch.io_id.repeat(2)] - logits[rows, batch.s_id.repeat(2)]
-            assert (diff.view(2, -1) - want).abs().max() <= TOL
+            assert (diff.view(2, -1) - want).abs().max() <= tol
         # the unhooked diff moves under the hooks, so the comparison above is not vacuous
         plain = R.logit_diff_from(model, batch, 0, cache[0])
         assert (plain - R.logit_diff_from(model, batch, 0, cache[0], head_hooks(model, 0))).abs().max() > 1e-3
@@ -77,7 +77,10 @@ def test_resume_equals_full_forward_tiny_llama(tiny_llama):
 
 @pytest.mark.slow
 def test_resume_equals_full_forward_smollm2(smollm2):
-    check_model(smollm2)
+    # 1e-4, not 1e-5: SmolLM2's logits are ~20 and its unembedding rounds differently for
+    # different row counts (measured: resumed vs full 2.5e-5 with no hooks at all, the same at
+    # L=28 and L=29, i.e. after the blocks; the blocks themselves agree bitwise).
+    check_model(smollm2, tol=1e-4)
 
 
 def test_resid_pre_and_run_from_match_the_cache(tiny_llama):
