@@ -25,7 +25,8 @@ only. ``n_exact_prompts`` (default None: all) path-patches those candidates exac
 random subset of that many prompts instead of all of them; the screen, steps 1-2 and the
 signatures still use every prompt. This is the budget rule for large discovery sets: on
 SmolLM2, 2 CPU cores, exact path patching of 24 candidates costs about one forward pass of
-24 x n prompts per step (see :func:`discover`'s docstring for measured timings).
+24 x n prompts per step, half of the whole cost (see :func:`discover`'s docstring for the
+measured timings and the rule chosen for 200-prompt discovery sets).
 
 Sender writes are never materialised for every head and position at once (that is
 ``batch x pos x layers x heads x d_model`` floats, ~3 GB for 200 SmolLM2 prompts): :class:`LazyDeltas`
@@ -188,8 +189,15 @@ def direct_effects(model, base: B.IOIBatch, deltas, fwd_hooks=()) -> torch.Tenso
     resid = A.final_resid(model, base.tokens, base.mask, fwd_hooks)
     rows = torch.arange(len(base))
     patched = resid[rows, base.end][:, None, None] + deltas[rows, base.end]
-    logits = model.unembed(model.ln_final(patched.flatten(1, 2)))
-    diff = logits[rows, :, base.io_id] - logits[rows, :, base.s_id]
+    # Only the IO and S columns of the unembedding: the same numbers as unembedding the whole
+    # vocabulary (n_heads x batch x vocab x d_model multiply-adds, ~0.8 TFLOP for 50 SmolLM2
+    # prompts) at a vocab-th of the cost.
+    normed = model.ln_final(patched.flatten(1, 2))  # [b, l*h, d]
+    direction = model.W_U[:, base.io_id] - model.W_U[:, base.s_id]  # [d, b]
+    diff = torch.einsum("bsd,db->bs", normed, direction)
+    b_u = getattr(model, "b_U", None)
+    if b_u is not None:
+        diff = diff + (b_u[base.io_id] - b_u[base.s_id])[:, None]
     return diff.T.reshape(model.cfg.n_layers, model.cfg.n_heads, len(base))
 
 
@@ -497,10 +505,16 @@ def discover(model, df: pd.DataFrame, threshold: float = 0.05, max_per_step: int
     ``means``: the mean reference for ablating the name movers in step 2 (default: the
     discovery set's own ABC prompts, per template and order when the table has them).
 
-    Budget (SmolLM2, 2 CPU cores, measured by ``scripts``-free timing in the report of issue 10):
-    the cost is dominated by the exact path patching of steps 3-5, linear in
-    ``n_candidates x n_exact_prompts``; for discovery sets of 200 prompts use
-    ``n_exact_prompts=100`` (halves it) and keep the screen on all 200.
+    Budget, measured on SmolLM2, 50 prompts, threshold 0.05, defaults, on the shared 2-core
+    machine under a load average of ~13 (so wall times are inflated): 1372 s wall, ~9.5 min of
+    process CPU time (about 4.5-5 min on two free cores). Shares: exact path patching of steps
+    3-5 53%, attribution screen 16%, backup step 13%, setup 6%, direct 6% (since cut by
+    unembedding only the IO and S columns), signatures 3%, copy scores 1%. Everything is linear
+    in prompts, so 200 prompts with every stage on all prompts would be ~4x (~20 min on two free
+    cores): over budget. The rule chosen: screen, steps 1-2 and signatures on all prompts, exact
+    path patching on ``n_exact_prompts=50`` (a seeded random subset), which projects to ~2x the
+    50-prompt cost; ``n_candidates`` can be lowered (cost linear in it) when the screen's
+    ranking agrees with the exact effects (see ``Step.screened``).
     """
     return discover_sweep(model, df, (threshold,), max_per_step=max_per_step,
                           n_candidates=n_candidates, tile=tile, n_exact_prompts=n_exact_prompts,
