@@ -37,7 +37,7 @@ def planted():
 
 @pytest.fixture(scope="module")
 def prompts(tiny_llama):
-    return ioi.generate_prompts(tiny_llama, n=12, seed=0).df
+    return ioi.generate_prompts(tiny_llama, n=8, seed=0).df
 
 
 @torch.no_grad()
@@ -69,7 +69,7 @@ def _naive_log(model, df, threshold, means):
 @pytest.mark.parametrize("ablation", ["mean", "resample"])
 @pytest.mark.parametrize("stage", P.STAGES)
 def test_planted_circuit_is_found_exactly(planted, ablation, stage):
-    df = ioi.generate_prompts(planted, n=10, seed=3).df
+    df = ioi.generate_prompts(planted, n=8, seed=3).df
     for threshold in (0.0, 1e-5):
         r = P.prune(planted, df, threshold=threshold, ablation=ablation, stage=stage, progress=False)
         assert {n.label for n in r.kept} == PLANTED_NODES, (threshold, [n.label for n in r.kept])
