@@ -249,3 +249,38 @@ for m in METHODS:
 common = set.intersection(*({n for n in everywhere[everywhere.method == m].node} for m in METHODS))
 print(f"nodes every method chose on every set: {', '.join(sorted(common)) or 'none'}")
 glue("w13_stab_k", k_stab, display=False)
+
+# %% [markdown]
+# ## What the heads of the faithful circuits do
+# Path patching says that a head matters; what it *does* is measured directly
+# (`circuitgen.head_roles`, on the first 48 evaluation prompts): its attention signatures (mean
+# attention from one role position to another) and the OV copy score of Wang et al.
+# {cite}`wang2022ioi` (does the head's OV circuit, fed a name's residual after the first MLP,
+# put that name in its top 5 logits). The role is read off these by a rule fixed in advance
+# (`head_roles.functional_role`; a head whose strongest signature is below
+# {glue:text}`w13_min_attention:.2f` is left "unclassified").
+
+# %%
+from circuitgen import batch as B
+from circuitgen import head_roles
+
+MIN_ATTENTION = 0.2  # fixed with the rule: weaker than this, no attention signature is a role
+probe = B.encode(model, evaluation.head(48))
+all_heads = sorted({h for circ in drawn.values() for h in N.heads_of(circ)} | set(week6.heads()))
+roles = head_roles.head_roles(model, probe, all_heads)
+sig_cols = list(head_roles.SIGNATURES)
+roles.loc[roles[sig_cols].max(axis=1) < MIN_ATTENTION, "role"] = "unclassified"
+glue("w13_min_attention", MIN_ATTENTION, display=False)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+members = {m: {f"{l}.{h}" for l, h in N.heads_of(c)} for m, c in drawn.items()}
+members["week 6"] = {f"{l}.{h}" for l, h in week6.heads()}
+role_counts = pd.DataFrame({m: roles.loc[sorted(hs)].role.value_counts() for m, hs in members.items()})
+print(role_counts.fillna(0).astype(int).to_string())
+shared = set.intersection(*(members[m] for m in drawn)) if drawn else set()
+print("heads in every method's circuit:",
+      ", ".join(f"{h} ({roles.loc[h, 'role']})" for h in sorted(shared, key=lambda h: tuple(map(int, h.split("."))))) or "none")
+
+# %%
+roles.loc[sorted(set().union(*members.values()), key=lambda h: tuple(map(int, h.split("."))))].round(2)

@@ -9,7 +9,7 @@ from circuitgen import faithful, ioi
 from circuitgen import nodes as N
 
 SMALL = faithful.MethodConfig(eap_steps=2, prune_threshold=0.05, prune_prompts=6,
-                              pp_threshold=0.05, pp_exact_prompts=6)
+                              pp_threshold=0.05, pp_exact_prompts=6, pp_candidates=4)
 
 
 @pytest.fixture(scope="module")

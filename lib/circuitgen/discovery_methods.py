@@ -49,7 +49,8 @@ def pruning(model, df: pd.DataFrame, *, threshold: float, n_prompts: int,
                       final_metric=result.final_metric, n_kept=len(result.kept))
 
 
-def path_patching(model, df: pd.DataFrame, *, threshold: float, n_exact_prompts: int) -> pd.DataFrame:
+def path_patching(model, df: pd.DataFrame, *, threshold: float, n_exact_prompts: int,
+                  n_candidates: int = 24) -> pd.DataFrame:
     """Every exactly path-patched (sender, receiver position) as a node scored by its effect
     (for the backup step, the growth of the direct effect), the largest |effect| if a node was
     patched in several steps. Ranked: the circuit's own nodes first, in
@@ -57,7 +58,7 @@ def path_patching(model, df: pd.DataFrame, *, threshold: float, n_exact_prompts:
     from circuitgen import discovery
 
     found = discovery.discover(model, df, threshold=threshold, n_exact_prompts=n_exact_prompts,
-                               progress=False, found_by="notebooks/w13-faithful-circuits")
+                               n_candidates=n_candidates, progress=False, found_by="notebooks/w13-faithful-circuits")
     best: dict[str, tuple[float, str]] = {}
     for step in found.steps:
         pos = step.position or "END"

@@ -42,15 +42,19 @@ class MethodConfig:
 
     eap_steps: int = 5
     prune_threshold: float = 0.01          # of the full model's mean logit difference
-    prune_prompts: int = 48                # pruning runs on the first 48 prompts of a set
+    prune_prompts: int = 40                # pruning runs on the first 40 prompts of a set
+    prune_stage: str = "heads-then-roles"  # node-level ACDC would take ~24 min a set here
     pp_threshold: float = 0.05
-    pp_exact_prompts: int = 50
+    pp_exact_prompts: int = 30             # exact path patching on 30 of the 200 prompts
+    pp_candidates: int = 16                # senders path-patched exactly per step
 
     def for_method(self, method: str) -> dict:
         return {"eap-ig": {"steps": self.eap_steps},
-                "pruning": {"threshold": self.prune_threshold, "n_prompts": self.prune_prompts},
+                "pruning": {"threshold": self.prune_threshold, "n_prompts": self.prune_prompts,
+                            "stage": self.prune_stage},
                 "path-patching": {"threshold": self.pp_threshold,
-                                  "n_exact_prompts": self.pp_exact_prompts}}[method]
+                                  "n_exact_prompts": self.pp_exact_prompts,
+                                  "n_candidates": self.pp_candidates}}[method]
 
 
 def _runner(method: str) -> Callable:
