@@ -339,6 +339,7 @@ glue("w06_top_share", float(mini.relative.max()), display=False)
 #   raises the circuit's logit difference.
 #
 # Caveats: path patching here follows direct edges only (no paths through MLPs), was run on
-# {glue:text}`w06_n_find` prompts, and no backup name movers are searched for; week 13 looks for
-# faithful circuits with more prompts and three methods. The lab notebook compares these numbers
+# {glue:text}`w06_n_find` prompts; the backup-name-mover step (direct effects with the name
+# movers mean-ablated, printed above) keeps none at this threshold on these prompts. Week 13 looks
+# for faithful circuits with more prompts and three methods. The lab notebook compares these numbers
 # with the paper's.
