@@ -175,8 +175,7 @@ def size_curves(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Nod
 
     def compute():
         t0 = time.perf_counter()
-        frames = [C.score_circuits(C.Setting(model, prompts, method=a), circuits) for a in ablations]
-        return T.ResultTable(split_label(pd.concat(frames, ignore_index=True)),
+        return T.ResultTable(split_label(_score_under(model, prompts, circuits, ablations)),
                              {"seconds": round(time.perf_counter() - t0, 1)})
 
     return T.cached(path, inputs, compute, meta={"n_nodes": n_nodes, "fractions": list(fractions),
@@ -217,12 +216,14 @@ def circuit_scores(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
               "ablations": list(ablations), "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
 
-    def compute():
-        frames = [C.score_circuits(C.Setting(model, prompts, method=a), dict(circuits))
-                  for a in ablations]
-        return pd.concat(frames, ignore_index=True)
+    return T.cached(path, inputs, lambda: _score_under(model, prompts, circuits, ablations), log=log)
 
-    return T.cached(path, inputs, compute, log=log)
+
+def _score_under(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.Node]],
+                 ablations: Sequence[str]) -> pd.DataFrame:
+    """Per-prompt scores of every circuit under each ablation, one long table."""
+    frames = [C.score_circuits(C.Setting(model, prompts, method=a), dict(circuits)) for a in ablations]
+    return pd.concat(frames, ignore_index=True)
 
 
 __all__ = ["VERSION", "METHODS", "MethodConfig", "discover", "ranking", "curve_circuits",
