@@ -63,12 +63,16 @@ def path_patching(model, df: pd.DataFrame, *, threshold: float, n_exact_prompts:
     for step in found.steps:
         pos = step.position or "END"
         for (layer, head), eff in zip(step.senders, step.criterion.tolist()):
+            if (layer, head) in step.receivers:  # the backup step ablates its receivers
+                continue
             label = N.Node(layer, head, pos).label
             if label not in best or abs(eff) > abs(best[label][0]):
                 best[label] = (eff, step.name)
     circuit = found.nodes.dropna(subset=["rank"]).set_index("node")
     t = found.nodes.drop(columns=["rank"]).copy()
-    t["score"] = [best.get(n, (circuit["score"].get(n, 0.0), ""))[0] for n in t["node"]]
+    # a circuit node keeps the effect that selected it; any other patched node its largest one
+    t["score"] = [circuit["score"][n] if n in circuit.index else best.get(n, (0.0, ""))[0]
+                  for n in t["node"]]
     t["patched_in"] = [best.get(n, (0.0, ""))[1] for n in t["node"]]
     t["in_circuit"] = t["node"].isin(circuit.index)
     t["circuit_rank"] = t["node"].map(circuit["rank"]).astype("Int64")

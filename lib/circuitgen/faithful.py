@@ -33,6 +33,9 @@ from circuitgen.paths import DATA_DIR
 
 VERSION = "faithful-1"
 METHODS = ("eap-ig", "pruning", "path-patching")
+# bumped when a method's adapter in discovery_methods changes what it writes (2: path patching's
+# backup step no longer scores the heads it ablates)
+ADAPTER_VERSIONS = {"path-patching": 2}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def discover(model, prompts: pd.DataFrame, method: str, set_label: str, *,
     path = out / f"{model.circuitgen.model}-{method}-{set_label}.csv"
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "method": method,
               "params": params, "version": VERSION}
+    if method in ADAPTER_VERSIONS:
+        inputs["adapter"] = ADAPTER_VERSIONS[method]
 
     def compute():
         t0 = time.perf_counter()
