@@ -18,7 +18,8 @@
 
 All variants of a batch (clean, circuit, one per knock-out) run in one tiled forward pass, and only
 END is unembedded. The ablation reference (method, distribution, grouping, sizes, seed, hash; see
-:mod:`circuitgen.reference`) is a parameter and is recorded in ``df.attrs["circuitgen"]``. Scores do not depend on how prompts are batched.
+:mod:`circuitgen.reference`) is a parameter and is recorded in ``df.attrs["circuitgen"]``. Scores do
+not depend on how prompts are batched.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from circuitgen import ablation as A
 from circuitgen import batch as B
 from circuitgen import reference as R
+from circuitgen import resume
 from circuitgen.circuits import Ablation, CircuitSpec, validate_for_model  # Ablation: one type, re-exported
 from circuitgen.ioi import PromptError, find_positions, make_abc
 
@@ -207,9 +208,9 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
             mlp_keep = torch.stack([full, A.circuit_mlp_keep(spec, model, batch),
                                     A.empty_mlp_keep(model, batch)] + [full] * (len(keeps) - 3))
         store: dict[str, list] = {}
-        hooks = A.ablation_hooks(keep, replace, mlp_keep, mlp_replace) + _signature_hooks(spec, batch, store)
-        logits = A.end_logits(model, batch, hooks, tile=len(keeps))
-        diffs = A.end_logit_diff(logits, batch, tile=len(keeps))
+        # variants share the unablated model below each knock-out's first head: run those blocks once
+        diffs = resume.run_variants_resumed(model, batch, keep, replace, mlp_keep, mlp_replace,
+                                            fwd_hooks=_signature_hooks(spec, batch, store))
         cols = {"logit_diff": diffs[0], "circuit_logit_diff": diffs[1], "empty_logit_diff": diffs[2]}
         for name, vals in store.items():
             cols[f"sig_{name}"] = torch.stack(vals).mean(0)
