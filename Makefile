@@ -9,7 +9,7 @@ REFERENCE_MODEL := smollm2-135m
 # Extra papermill parameters for a non-reference run, e.g. PARAMS="N_PROMPTS=50 SEED=1"
 PARAMS ?=
 
-.PHONY: help setup book notebooks html test test-lib test-fast browser bench clean
+.PHONY: help setup book notebooks html test test-lib test-fast lint browser bench mutants clean
 
 help:
 	@echo "make setup              create .venv and install the pinned dependencies and the embedded model"
@@ -19,8 +19,10 @@ help:
 	@echo "make test               set up, then run the library tests, nbval and the book check (CI)"
 	@echo "make test-lib           the library tests only (slow ones included)"
 	@echo "make test-fast          the library tests without the slow (135M-model) ones: a few minutes"
+	@echo "make lint               ruff on lib/ and scripts/ (rules in pyproject.toml; part of make test)"
 	@echo "make browser            install headless Chromium for the book check"
 	@echo "make bench              performance ratios of the circuit scorer"
+	@echo "make mutants            mutation check of the tests (scripts/mutants.py)"
 	@echo "make clean              remove _build and runs/"
 
 $(PY):
@@ -49,7 +51,8 @@ html: $(STAMP)
 browser:
 	bash scripts/ensure_chromium.sh
 
-test: $(STAMP) browser
+# Lint first: it takes a second and fails before the half-hour of tests.
+test: $(STAMP) lint browser
 	$(PY) -m pytest tests -q -m "not book"
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
 	$(PY) scripts/run_book.py --model $(REFERENCE_MODEL) --no-execute
@@ -61,8 +64,14 @@ test-lib: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -q -m "not book and not slow"
 
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
 bench: $(STAMP)
 	$(PY) -m circuitgen bench
+
+mutants: $(STAMP)
+	$(PY) scripts/mutants.py
 
 clean:
 	rm -rf _build runs

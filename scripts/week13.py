@@ -32,7 +32,8 @@ def main() -> int:
             runs[(m, i)] = faithful.discover(model, sets.discovery[i - 1].df, m, f"set{i}", out_dir=out)
             print(f"{m} set{i}: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.curves:
-        rank1 = {m: faithful.ranking(faithful.discover(model, sets.discovery[0].df, m, "set1", out_dir=out).df)
+        rank1 = {m: faithful.ranking(
+                     faithful.discover(model, sets.discovery[0].df, m, "set1", out_dir=out).df)
                  for m in faithful.METHODS}
         week6 = circuits.found_circuit(args.model, None, args.output_dir)
         curve = faithful.size_curves(model, sets.evaluation.df, rank1, extra={"week 6": week6.nodes()},

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
-
 import torch
 
 from circuitgen.batch import IOIBatch, chunks, logit_diff
@@ -196,7 +195,8 @@ def compute_means(model, ref: IOIBatch, keys: Sequence[str], group_cols: Sequenc
     empty = (counts == 0).view(n_g, n_r)
     for role in ("BOS", "IO", "S1", "S1+1", "S2", "END"):
         if empty[:, ROLE_INDEX[role]].any():
-            raise ValueError(f"reference groups {[names[i] for i in empty[:, ROLE_INDEX[role]].nonzero().flatten()][:3]} "
+            missing = [names[i] for i in empty[:, ROLE_INDEX[role]].nonzero().flatten()][:3]
+            raise ValueError(f"reference groups {missing} "
                              f"have no {role} position; every reference prompt needs all roles.")
     return MeanReference(means, names, tuple(group_cols), len(ref), source, details or {},
                          mlp_means=mlp_means)

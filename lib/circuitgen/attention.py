@@ -300,7 +300,8 @@ def rebuild_attention(
     z = attention_z(pattern, expand_kv(v, n_heads, grouping=grouping))
     per_head = head_outputs(model, layer, z)
     return RebuiltAttention(
-        normalized=normalized, ln_out=x, q=q, k=k, v=v, rot_q=rot_q, rot_k=rot_k, scores=scores, pattern=pattern,
+        normalized=normalized, ln_out=x, q=q, k=k, v=v, rot_q=rot_q, rot_k=rot_k, scores=scores,
+        pattern=pattern,
         z=z, per_head=per_head, attn_out=attention_out(model, layer, per_head), theta=theta,
         grouping=grouping,
     )

@@ -34,7 +34,7 @@ class IOIBatch:
     def end(self) -> torch.Tensor:
         return self.pos["END"]
 
-    def subset(self, idx: slice | torch.Tensor) -> "IOIBatch":
+    def subset(self, idx: slice | torch.Tensor) -> IOIBatch:
         """Rows ``idx``, trimmed to their own longest prompt."""
         mask = self.mask[idx]
         width = int(mask.sum(1).max())

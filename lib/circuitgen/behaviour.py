@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -373,7 +372,8 @@ def summarise(scores: pd.DataFrame, by: str | list[str] | None = None, seed: int
 
 
 __all__ = [
-    "SCORE_COLUMNS", "UNITS", "COMPONENTS", "ATTENTION_TARGETS", "DLATerms", "Analysis", "score_prompts", "dla",
+    "SCORE_COLUMNS", "UNITS", "COMPONENTS", "ATTENTION_TARGETS", "DLATerms", "Analysis", "score_prompts",
+    "dla",
     "dla_terms", "logit_lens_diff", "analyse", "top_heads", "end_attention", "bootstrap_ci",
     "summarise",
 ]

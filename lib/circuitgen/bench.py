@@ -39,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 TARGETS = {

@@ -174,7 +174,7 @@ class Ablation:
             object.__setattr__(self, "group_by", tuple(self.group_by))
 
     @classmethod
-    def legacy_template_only(cls) -> "Ablation":
+    def legacy_template_only(cls) -> Ablation:
         """The scorer's behaviour before 2026-11-26, kept to show the difference: each scored
         prompt's own single ABC counterpart, grouped by template only (ABBA and BABA pooled)."""
         return cls("mean", group_by=("template",), min_per_group=1, legacy=True)
@@ -609,7 +609,8 @@ def _ablation(raw: Any, where: str) -> Ablation:
     reference = raw.get("reference", None if method == "zero" else "abc")
     if method == "zero":
         if reference is not None:
-            raise CircuitSpecError(f"{where}.reference: zero ablation has no reference distribution; remove it.")
+            raise CircuitSpecError(f"{where}.reference: zero ablation has no reference distribution; "
+                                   "remove it.")
     elif reference not in ABLATION_REFERENCES:
         raise CircuitSpecError(
             f"{where}.reference: unknown reference {reference!r}; use one of "
@@ -619,7 +620,8 @@ def _ablation(raw: Any, where: str) -> Ablation:
     if isinstance(group_by, str):
         group_by = [group_by]
     if not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by):
-        raise CircuitSpecError(f"{where}.group_by: give a list of prompt-set columns, like [template, order] (or omit it for the default rule).")
+        raise CircuitSpecError(f"{where}.group_by: give a list of prompt-set columns, like "
+                               "[template, order] (or omit it for the default rule).")
     extra = {}
     for key, low in (("min_per_group", 1), ("seed", 0)):
         if key in raw:
@@ -679,7 +681,8 @@ def found_circuit(model_name: str, circuit: str | pathlib.Path | None = None,
     return spec
 
 
-def validate_for_model(spec: CircuitSpec, n_layers: int, n_heads: int, model_name: str | None = None) -> CircuitSpec:
+def validate_for_model(spec: CircuitSpec, n_layers: int, n_heads: int,
+                       model_name: str | None = None) -> CircuitSpec:
     """Check every head exists in a model with ``n_layers`` x ``n_heads``; returns the spec."""
     for c in spec.classes.values():
         for layer, head in c.heads:

@@ -304,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-invalid", action="store_true",
                    help="score the valid rows; keep invalid ones with their reason in status")
     s.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    s.add_argument("--seed", type=int, default=0, help="seed for the ABC counterparts of hand-written prompts")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed for the ABC counterparts of hand-written prompts")
     s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.set_defaults(func=cmd_score)
 

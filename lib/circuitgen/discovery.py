@@ -150,7 +150,7 @@ class LazyDeltas:
                                 for dz, w in zip(self.dz, self.W_O)], dim=1)
         raise TypeError(f"LazyDeltas supports d[:, :, layer, head] and d[rows, pos], not {key!r}")
 
-    def subset(self, idx: torch.Tensor, width: int) -> "LazyDeltas":
+    def subset(self, idx: torch.Tensor, width: int) -> LazyDeltas:
         out = object.__new__(LazyDeltas)
         out.W_O = self.W_O
         out.dz = [dz[idx, :width] for dz in self.dz]

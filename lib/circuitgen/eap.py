@@ -46,6 +46,7 @@ nodes) and its tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -188,14 +189,14 @@ def exact_node_effects(model, df: pd.DataFrame, nodes, *, batch_size: int = 16) 
         c, x = clean.subset(sl), corrupted.subset(sl)
         names = {(_mlp if n.head is None else _z)(n.layer) for n in nodes}
         _, cache = model.run_with_cache(c.tokens, attention_mask=c.mask,
-                                        names_filter=lambda n: n in names)
+                                        names_filter=lambda n: n in names)  # noqa: B023  (used at once)
         base = B.logit_diff(B.forward(model, x), c).sum()
         roles = role_map(c)
         for i, n in enumerate(nodes):
             name = (_mlp if n.head is None else _z)(n.layer)
             where = (roles == ROLE_INDEX[n.role]) & c.mask.bool()
 
-            def patch(act, hook, n=n, name=name, where=where):
+            def patch(act, hook, n=n, name=name, where=where, cache=cache):
                 act = act.clone()
                 if n.head is None:
                     act[where] = cache[name][where].to(act.dtype)

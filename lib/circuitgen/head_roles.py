@@ -119,8 +119,8 @@ def functional_role(row: pd.Series, copy_threshold: float = COPY_THRESHOLD) -> s
     """A role read off a head's measurements alone (no path patching), by this rule, stated in
     advance: the head's strongest attention signature picks the family; for END->IO the copy scores
     decide between name mover (copies) and negative name mover (negatively copies); S2->S1+1 is induction,
-    S2->S1 duplicate-token, S1+1->S1 previous-token. END->S1/S2 is S-inhibition-like. A head that attends END->IO but neither
-    copies nor negatively copies is ``attends IO (no copy)``."""
+    S2->S1 duplicate-token, S1+1->S1 previous-token. END->S1/S2 is S-inhibition-like. A head that
+    attends END->IO but neither copies nor negatively copies is ``attends IO (no copy)``."""
     sig = row[list(SIGNATURES)].astype(float)
     top = sig.idxmax()
     copies = row.get("copy_score", 0.0) >= copy_threshold

@@ -49,9 +49,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -273,7 +274,7 @@ def fast_patch(model, corrupted_tokens: torch.Tensor, clean_cache, metric: Metri
     return out
 
 
-def _fast_patch_resumed(model, tokens: torch.Tensor, clean_cache, metric: "EndMetric", spec: Kind,
+def _fast_patch_resumed(model, tokens: torch.Tensor, clean_cache, metric: EndMetric, spec: Kind,
                         todo: list, k: int, out: torch.Tensor, progress: bool, kind: str
                         ) -> torch.Tensor:
     """:func:`fast_patch` for an END metric: every patch of a sweep acts inside one block, so
@@ -370,7 +371,8 @@ def attribute_heads(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.T
     with torch.no_grad():
         model.run_with_hooks(clean_tokens, fwd_hooks=[(n, partial(keep, clean)) for n in names])
     with torch.enable_grad():
-        with model.hooks(fwd_hooks=[("hook_embed", make_leaf)] + [(n, partial(keep, corrupted)) for n in names],
+        with model.hooks(fwd_hooks=[("hook_embed", make_leaf)]
+                         + [(n, partial(keep, corrupted)) for n in names],
                          bwd_hooks=[(n, keep_grad) for n in names]):
             value = metric(model(corrupted_tokens))
             if value.dim() != 0:

@@ -126,7 +126,7 @@ class Standardizer:
     sd: pd.Series
 
     @classmethod
-    def fit(cls, df: pd.DataFrame, columns=tuple(NUMERIC)) -> "Standardizer":
+    def fit(cls, df: pd.DataFrame, columns=tuple(NUMERIC)) -> Standardizer:
         cols = list(columns)
         sd = df[cols].std(ddof=0).replace(0.0, 1.0)
         return cls(mean=df[cols].mean(), sd=sd)
@@ -193,7 +193,7 @@ class ProportionalShare:
     intercept: float
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, intercept: bool = True) -> "ProportionalShare":
+    def fit(cls, train: pd.DataFrame, intercept: bool = True) -> ProportionalShare:
         x, y = train["model_ld"].to_numpy(float), train["circuit_ld"].to_numpy(float)
         if not intercept:
             return cls(slope=float(x @ y / (x @ x)), intercept=0.0)

@@ -251,7 +251,8 @@ def prune(model, df: pd.DataFrame, *, threshold: float, ablation: str = "mean",
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, not {stage!r}.")
     if not threshold >= 0:
-        raise ValueError(f"threshold must be >= 0 (relative to the full model's logit diff), not {threshold}.")
+        raise ValueError(f"threshold must be >= 0 (relative to the full model's logit diff), "
+                         f"not {threshold}.")
     resume_mod = _resume_module() if resume in (None, True) else None
     if resume and resume_mod is None:
         raise ImportError("resume=True needs circuitgen.resume, which is not installed here.")

@@ -42,8 +42,8 @@ import torch
 
 from circuitgen import ioi, ioi_templates
 from circuitgen.batch import IOIBatch, encode
+from circuitgen.circuits import MIN_PER_GROUP, REFERENCE_SEED  # one definition, beside Ablation
 
-from circuitgen.circuits import MIN_PER_GROUP, REFERENCE_SEED  # noqa: E402  (one definition, beside Ablation)
 GENERATED = "generated"
 PER_PROMPT = ("prompt",)
 
@@ -213,4 +213,5 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
 
 
 __all__ = ["MIN_PER_GROUP", "REFERENCE_SEED", "resolve_group_by", "group_keys", "is_canonical",
-           "ReferenceError", "ReferenceBatch", "substitute_names", "uses_generated", "generated_reference", "build_reference"]
+           "ReferenceError", "ReferenceBatch", "substitute_names", "uses_generated", "generated_reference",
+           "build_reference"]

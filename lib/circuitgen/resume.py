@@ -224,7 +224,7 @@ def run_variants_resumed(model, batch: IOIBatch, keep: torch.Tensor,
                          f"layer] = {tuple(keep.shape[:4])}, like the head keep mask.")
     flat = keep.reshape(n_var, n * n_pos, n_layers, n_heads)
     labels = torch.zeros(n_var, dtype=torch.long)  # class of each variant after the blocks so far
-    parents, reps, plans = [], [], []
+    parents, reps = [], []
     for layer in range(n_layers):
         key = [labels[:, None], flat[:, :, layer].reshape(n_var, -1).long()]
         if mlp_keep is not None:

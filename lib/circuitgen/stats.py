@@ -29,7 +29,8 @@ give the same numbers.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd

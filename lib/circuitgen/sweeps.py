@@ -621,7 +621,8 @@ def findings(scores: pd.DataFrame, table: pd.DataFrame, contrasts: pd.DataFrame,
     return {k: _plain(v) for k, v in out.items()}
 
 
-def condition_values(table: pd.DataFrame, conditions, stats=("faithfulness",)) -> dict[str, int | float | str]:
+def condition_values(table: pd.DataFrame, conditions,
+                     stats=("faithfulness",)) -> dict[str, int | float | str]:
     """``<stat>_<condition>`` with ``_lo``/``_hi`` from :func:`by_condition`'s ``table`` for each
     condition and statistic, and for a proportion also ``_k`` and ``_n`` (prompts right, scored).
     A condition that was not scored (skipped for this tokenizer) gives NaN, so the text says so

@@ -174,7 +174,8 @@ REORDERED_TEMPLATES: tuple[str, ...] = (
 DOMAINS: dict[str, dict[str, tuple[str, ...]]] = {
     "workplace": {
         "templates": (
-            "During the meeting in the [PLACE], [S] and [IO] reviewed the budget. Afterwards, [S] [VERB] [OBJECT] to",
+            "During the meeting in the [PLACE], [S] and [IO] reviewed the budget. "
+            "Afterwards, [S] [VERB] [OBJECT] to",
             "Then, [S] and [IO] were working late at the [PLACE]. [S] [VERB] [OBJECT] to",
             "When [S] and [IO] started their shift at the [PLACE], [S] [VERB] [OBJECT] to",
         ),
@@ -218,7 +219,8 @@ DOMAINS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "fantasy": {
         "templates": (
-            "Long ago, the wizard [S] and the knight [IO] guarded the [PLACE]. One night, [S] [VERB] [OBJECT] to",
+            "Long ago, the wizard [S] and the knight [IO] guarded the [PLACE]. "
+            "One night, [S] [VERB] [OBJECT] to",
             "Then, [S] and [IO] rode to the [PLACE]. [S] [VERB] [OBJECT] to",
             "When [S] and [IO] reached the [PLACE] at dawn, [S] [VERB] [OBJECT] to",
         ),

@@ -48,8 +48,8 @@ from __future__ import annotations
 import itertools
 import random
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -180,7 +180,8 @@ def _lexical() -> dict[str, Condition]:
     c = {
         "names_frequent": Condition(_LEX, names="frequent",
                                     note="IO and S from the names with token id <= the median"),
-        "names_rare": Condition(_LEX, names="rare", note="IO and S from the names with token id > the median"),
+        "names_rare": Condition(_LEX, names="rare",
+                                note="IO and S from the names with token id > the median"),
         "names_same_gender": Condition(_LEX, names="same_gender"),
         "names_mixed_gender": Condition(_LEX, names="mixed_gender"),
     }
@@ -203,12 +204,15 @@ def _syntactic() -> dict[str, Condition]:
     c = {
         "order_abba": Condition(_IOI, orders=("ABBA",), note="canonical templates, IO named first"),
         "order_baba": Condition(_IOI, orders=("BABA",), note="canonical templates, S named first"),
-        "io_first": Condition(_ASYM, orders=("ABBA",), note="'IO met S ...': IO the subject of the first clause"),
-        "s_first": Condition(_ASYM, orders=("BABA",), note="'S met IO ...': S the subject of the first clause"),
+        "io_first": Condition(_ASYM, orders=("ABBA",),
+                              note="'IO met S ...': IO the subject of the first clause"),
+        "s_first": Condition(_ASYM, orders=("BABA",),
+                             note="'S met IO ...': S the subject of the first clause"),
     }
     for t in VL.FILLER_TARGETS:
         c[f"filler_{t}"] = Condition(_FILL, filler_target=t,
-                                     note=f"about {t} filler tokens between S1 and S2 (measured in filler_tokens)")
+                                     note=f"about {t} filler tokens between S1 and S2 "
+                                     "(measured in filler_tokens)")
     c |= {
         "one_sentence": Condition(_templates("one_sentence", VL.ONE_SENTENCE_TEMPLATES)),
         "two_sentences": Condition(_templates("two_sentences", VL.TWO_SENTENCE_TEMPLATES)),
@@ -216,7 +220,8 @@ def _syntactic() -> dict[str, Condition]:
                              note="'the drink was given by S to': S is the agent, the answer the IO"),
         "relative_clause": Condition(_templates("relative_clause", VL.RELATIVE_CLAUSE_TEMPLATES)),
         "reordered_clauses": Condition(_templates("reordered", VL.REORDERED_TEMPLATES),
-                                       note="names' clause first, the giving in a following subordinate clause"),
+                                       note="names' clause first, the giving in a following "
+                                       "subordinate clause"),
     }
     return c
 
@@ -283,7 +288,7 @@ class _Names:
     rank: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, tokenizer) -> "_Names":
+    def build(cls, tokenizer) -> _Names:
         nf = ioi.single_token_names(tokenizer, VL.NAMES, log=False)
         wf = ioi.single_token_names(tokenizer, tuple(VL.WORD_NAMES), log=False)
         self = cls(tokenizer, nf.kept, wf.kept,
@@ -413,7 +418,7 @@ def _row(tokenizer, label, tpl: VTemplate, order: str, cond: Condition, names: _
     name_pos = [p for _, p in mention]
     for _ in range(20):
         new = rng.sample(others, len(spans))
-        abc, _ = tpl.render(order, lambda k, role: new[k], fill)
+        abc, _ = tpl.render(order, lambda k, role: new[k], fill)  # noqa: B023  (called at once, this pass)
         abc_ids = ioi.tokenize(tokenizer, abc, bos=bos)
         if (len(abc_ids) == len(clean_ids)
                 and all(tokenizer.decode([abc_ids[p]]).strip() == n for p, n in zip(name_pos, new))
@@ -431,7 +436,8 @@ def _row(tokenizer, label, tpl: VTemplate, order: str, cond: Condition, names: _
     return {
         "prompt": prompt, "io": io, "s": s, "x": x, "template": tpl.id, "order": pos.order,
         "place": fill["PLACE"] if "[PLACE]" in tpl.text else "",
-        "object": fill["OBJECT"] if "[OBJECT]" in tpl.text else (fill["NOUN"] if "[NOUN]" in tpl.text else ""),
+        "object": (fill["OBJECT"] if "[OBJECT]" in tpl.text
+                   else (fill["NOUN"] if "[NOUN]" in tpl.text else "")),
         "verb": fill["VERB"] if "[VERB]" in tpl.text else "",
         "abc_prompt": abc, "abc_io": new_at[pos.io], "abc_s1": new_at[pos.s1],
         "abc_s2": new_at[pos.s2], "abc_names": "|".join(new),
