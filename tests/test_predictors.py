@@ -70,7 +70,79 @@ def test_ols_recovers_a_planted_effect_and_replicates():
     # Features with no effect do not all come out as replicated effects.
     assert (rep.loc[["io_pos", "n_tokens", "log_io_rank", "log_s_rank"], "verdict"] != "replicates").all()
     # Noise variance 1, signal variance 4 + 1 + 0.0625: the held-out R^2 is near 5.06 / 6.06.
-    assert P.heldout_r2(fa, z.transform(test), "circuit_ld") == pytest.approx(5.06 / 6.06, abs=0.04)
+    r2 = P.heldout_r2(fa, z.transform(test), "circuit_ld")
+    assert r2 == pytest.approx(5.06 / 6.06, abs=0.04)
+    # ... and it is exactly the test set's 1 - SSE/SST of the training fit (the in-sample value
+    # also lies within 0.04 of 5.06 / 6.06, so the line above alone cannot tell them apart).
+    assert r2 == pytest.approx(_hand_r2(fa.predict(z.transform(test)), test.circuit_ld), rel=1e-9)
+    assert r2 != pytest.approx(fa.rsquared, abs=1e-3)
+
+
+def _hand_r2(pred, y) -> float:
+    y, pred = np.asarray(y, float), np.asarray(pred, float)
+    return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def _hand_auc(labels, scores) -> float:
+    y, s = np.asarray(labels, bool), np.asarray(scores, float)
+    pos, neg = s[y], s[~y]
+    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum())
+                 / (len(pos) * len(neg)))
+
+
+def _overfit(n: int, seed: int, n_noise: int = 20) -> pd.DataFrame:
+    """y = x + noise, and ``n_noise`` features of pure noise: with few rows a fit on all of them
+    explains much of its own training set and little of another."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({f"noise{i}": rng.normal(size=n) for i in range(n_noise)})
+    df["x"] = rng.normal(size=n)
+    df["circuit_ld"] = df.x + rng.normal(0, 1.5, n)
+    df["circuit_wrong"] = (df.circuit_ld <= 0).astype(float)
+    df["condition"] = np.where(np.arange(n) % 2, "a", "b")
+    df["template"] = [f"t{i % 3}" for i in range(n)]
+    return df
+
+
+OVERFIT_SPEC = "{y} ~ x + " + " + ".join(f"noise{i}" for i in range(20))
+
+
+def _lstsq_predict(train: pd.DataFrame, test: pd.DataFrame, y: str, cols) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares by hand: (predictions on train, predictions on test)."""
+    X = lambda d: np.column_stack([np.ones(len(d))] + [d[c].to_numpy(float) for c in cols])  # noqa: E731
+    beta, *_ = np.linalg.lstsq(X(train), train[y].to_numpy(float), rcond=None)
+    return X(train) @ beta, X(test) @ beta
+
+
+def test_heldout_r2_is_out_of_sample_with_few_rows_and_many_noise_features():
+    train, test = _overfit(30, 20), _overfit(300, 21)
+    fit = P.fit_ols(train, OVERFIT_SPEC.format(y="circuit_ld"), cov="nonrobust")
+    cols = ["x"] + [f"noise{i}" for i in range(20)]
+    in_pred, out_pred = _lstsq_predict(train, test, "circuit_ld", cols)
+    hand_train, hand_test = _hand_r2(in_pred, train.circuit_ld), _hand_r2(out_pred, test.circuit_ld)
+    assert fit.rsquared == pytest.approx(hand_train, rel=1e-9)
+    assert P.heldout_r2(fit, test, "circuit_ld") == pytest.approx(hand_test, rel=1e-9)
+    assert hand_train > 0.6 and hand_test < hand_train - 0.4, (hand_train, hand_test)
+
+
+def test_compare_models_scores_the_heldout_set():
+    """R^2 and AUC on the held-out rows, by hand; both far below their in-sample values."""
+    train, test = _overfit(30, 22), _overfit(300, 23)
+    cols = ["x"] + [f"noise{i}" for i in range(20)]
+    specs = {"x alone": "circuit_ld ~ x", "x + noise": OVERFIT_SPEC.format(y="circuit_ld")}
+    tab = P.compare_models(train, test, "circuit_ld", specs)
+    for name, use in (("x alone", ["x"]), ("x + noise", cols)):
+        in_pred, out_pred = _lstsq_predict(train, test, "circuit_ld", use)
+        assert tab.loc[name, "r2_train"] == pytest.approx(_hand_r2(in_pred, train.circuit_ld), rel=1e-9)
+        assert tab.loc[name, "r2_heldout"] == pytest.approx(_hand_r2(out_pred, test.circuit_ld), rel=1e-9)
+        assert tab.loc[name, "n_params"] == len(use) + 1
+    noisy = tab.loc["x + noise"]
+    assert noisy.r2_heldout < noisy.r2_train - 0.4
+    assert noisy.r2_heldout < tab.loc["x alone", "r2_heldout"]
+    wrong = P.compare_models(train, test, "circuit_wrong", {"x + noise": OVERFIT_SPEC.format(y="circuit_wrong")})
+    in_pred, out_pred = _lstsq_predict(train, test, "circuit_wrong", cols)
+    auc_test = _hand_auc(test.circuit_wrong, out_pred)
+    assert wrong.loc["x + noise", "auc_heldout"] == pytest.approx(auc_test, rel=1e-12)
+    assert _hand_auc(train.circuit_wrong, in_pred) > auc_test + 0.15
 
 
 def test_heldout_r2_on_the_training_set_is_the_in_sample_r2():
@@ -181,7 +253,17 @@ def test_ablation_agreement(tiny_gpt2, tiny_spec, tiny_scores):
     ok = tiny_scores[tiny_scores.condition == "distractor"]
     assert table.loc["adversarial/distractor", "faith_mean"] == pytest.approx(
         ok.circuit_logit_diff.mean() / ok.logit_diff.mean())
-    assert len(table) == 5 and -1 <= summary["spearman_rho_conditions"] <= 1
+    assert len(table) == 5
+    # Spearman's rho by hand: Pearson's r of the ranks of the conditions' faithfulness (no ties).
+    ra, rb = (table[c].rank().to_numpy() for c in ("faith_mean", "faith_resample"))
+    assert len(set(ra)) == len(set(rb)) == 5
+    assert summary["spearman_rho_conditions"] == pytest.approx(np.corrcoef(ra, rb)[0, 1], abs=1e-12)
+    both = tiny_scores.assign(circuit_logit_diff_r=resampled.circuit_logit_diff.to_numpy())
+    assert (both.status == "ok").all() and (resampled.prompt.to_numpy() == both.prompt.to_numpy()).all()
+    assert summary["pearson_r_circuit_ld"] == pytest.approx(
+        np.corrcoef(both.circuit_logit_diff, both.circuit_logit_diff_r)[0, 1], abs=1e-9)
+    assert summary["wrong_label_agreement"] == pytest.approx(
+        ((both.circuit_logit_diff <= 0) == (both.circuit_logit_diff_r <= 0)).mean())
     with pytest.raises(ValueError, match="same prompts"):
         P.ablation_agreement(tiny_scores, tiny_scores.iloc[::-1])
 
@@ -344,11 +426,26 @@ def test_heldout_check_recovers_an_effect_beyond_the_share():
     assert abs(row.estimate_train - per_sd) < 1.5 * (row.hi_train - row.lo_train) / 2  # ~3 SE
     assert ex.n_clusters == (50, 50) and "q_train" in ex.table.columns
     assert ex.score > 0.2
+    # The two fits are of their own rows (statsmodels directly, no library code), and the score
+    # is the training fit's R^2 on the held-out rows.
+    import statsmodels.formula.api as smf
+
+    own_tr, own_te = smf.ols(ex.spec, tr).fit(), smf.ols(ex.spec, te).fit()
+    assert ex.table.loc["io_pos", "estimate_train"] == pytest.approx(own_tr.params["io_pos"], rel=1e-9)
+    assert ex.table.loc["io_pos", "estimate_heldout"] == pytest.approx(own_te.params["io_pos"], rel=1e-9)
+    assert abs(own_te.params["io_pos"] - own_tr.params["io_pos"]) > 1e-3
+    assert ex.score == pytest.approx(_hand_r2(own_tr.predict(te), te.circuit_excess), rel=1e-9)
     # The logit outcome uses only the prompts the model gets right.
     wr = P.heldout_check(tr, te, "circuit_wrong_model_right")
     assert wr.fit_train.nobs == (train.model_ld > 0).sum() < len(train)
     assert wr.score_name == "auc_heldout" and 0.6 < wr.score <= 1 and wr.converged == (True, True)
     assert wr.table.attrs["odds_ratio"] and wr.table.loc["io_pos", "estimate_train"] < 1
+    right_tr, right_te = tr[train.model_ld.to_numpy() > 0], te[test.model_ld.to_numpy() > 0]
+    logit = smf.logit(wr.spec, right_tr).fit(disp=0)
+    assert wr.score == pytest.approx(
+        _hand_auc(right_te.circuit_wrong_model_right, logit.predict(right_te)), rel=1e-6)
+    held = smf.logit(wr.spec, right_te).fit(disp=0)
+    assert wr.table.loc["io_pos", "estimate_heldout"] == pytest.approx(np.exp(held.params["io_pos"]), rel=1e-5)
     cmp = P.compare_classifiers(tr, te)
     assert list(cmp.index) == ["confidence alone", "features", "features + confidence"]
     assert cmp.attrs["n"] == ((train.model_ld > 0).sum(), (test.model_ld > 0).sum())
