@@ -22,30 +22,42 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def pair(tiny_gpt2):
-    df = ioi.generate_prompts(tiny_gpt2, n=6, seed=0, templates=[0]).df
-    return B.encode(tiny_gpt2, df), B.encode(tiny_gpt2, df, prompt_col="abc_prompt")
+def sharp_gpt2():
+    """tiny-gpt2 with its attention weights (queries, keys, values) 8x larger: random attention
+    is near uniform and heads write little, so in the model as loaded a query or key patch moves
+    the logit difference by ~1e-5, below any useful tolerance; here by far more."""
+    hf, tok = hf_model_and_tokenizer("tiny-gpt2", seed=0)
+    with torch.no_grad():
+        for block in hf.transformer.h:
+            block.attn.c_attn.weight.mul_(8.0)
+    return _boot(hf.eval(), tok, "tiny-gpt2")
 
 
 @pytest.mark.parametrize("component", ["q", "k", "v"])
-def test_matches_transformer_lens_direct_path(tiny_gpt2, pair, component):
-    clean, corr = pair
+def test_matches_transformer_lens_direct_path(sharp_gpt2, component):
+    model = sharp_gpt2
+    df = ioi.generate_prompts(model, n=6, seed=0, templates=[0]).df
+    clean, corr = B.encode(model, df), B.encode(model, df, prompt_col="abc_prompt")
     assert clean.mask.all(), "one template: no padding, so TL's unmasked run is exact"
-    _, cc = tiny_gpt2.run_with_cache(clean.tokens)
-    _, kc = tiny_gpt2.run_with_cache(corr.tokens)
+    _, cc = model.run_with_cache(clean.tokens)
+    _, kc = model.run_with_cache(corr.tokens)
     metric = lambda logits: B.logit_diff(logits, clean).mean()  # noqa: E731
-    tl = patching.get_act_patch_direct_path(tiny_gpt2, corr.tokens, cc, kc, metric, 0, 1,
+    tl = patching.get_act_patch_direct_path(model, corr.tokens, cc, kc, metric, 0, 1,
                                             component=component, verbose=False)
-    deltas = PP.sender_deltas(tiny_gpt2, corr, clean)
-    ours = PP.to_receivers(tiny_gpt2, corr, deltas, receivers=[(1, h) for h in range(4)],
+    base = metric(model(corr.tokens)).item()
+    effect = (tl[1] - base).abs()
+    print(component, "TransformerLens effects", effect)
+    assert effect.max() > 50 * TOL, "the comparison must be far above its tolerance"
+    deltas = PP.sender_deltas(model, corr, clean)
+    one = [PP.to_receivers(model, corr, deltas, receivers=[(1, h)], component=component,
+                           position=None, senders=[(0, 1)], progress=False) for h in range(4)]
+    assert all(o.shape == (1, 6) for o in one)
+    torch.testing.assert_close(torch.tensor([o.mean().item() for o in one]), tl[1], atol=TOL, rtol=0)
+    # All four receivers at once (not TransformerLens's quantity): it must move the result too.
+    ours = PP.to_receivers(model, corr, deltas, receivers=[(1, h) for h in range(4)],
                            component=component, position=None, senders=[(0, 1)], progress=False)
-    # Ours patches all four receivers at once; compare one receiver at a time too.
-    one = [PP.to_receivers(tiny_gpt2, corr, deltas, receivers=[(1, h)], component=component,
-                           position=None, senders=[(0, 1)], progress=False).mean().item()
-           for h in range(4)]
-    torch.testing.assert_close(torch.tensor(one), tl[1], atol=1e-5, rtol=0)
-    assert ours.shape == (1, 6)
-    assert PP.mha_twin(tiny_gpt2) is tiny_gpt2, "no GQA: the model itself runs, as before"
+    assert ours.shape == (1, 6) and abs(ours.mean().item() - base) > 50 * TOL
+    assert PP.mha_twin(model) is model, "no GQA: the model itself runs, as before"
 
 
 def test_clean_into_clean_changes_nothing(tiny_llama):
