@@ -643,7 +643,9 @@ def parse_circuit(text: str, source: str = "<string>") -> CircuitSpec:
 
 
 def circuit_path(name_or_path: str | pathlib.Path) -> pathlib.Path:
-    """A bare name (``gpt2-ioi``) means ``data/circuits/<name>.yaml``."""
+    """A path as given (relative to the working directory); a bare name (``gpt2-ioi``) that is no
+    file there means ``<name>.yaml`` among the shipped specs (:data:`circuitgen.paths.CIRCUITS_DIR`:
+    the checkout's ``data/circuits/``, or the package's copy when installed)."""
     p = pathlib.Path(name_or_path)
     if len(p.parts) == 1 and not p.exists():
         p = CIRCUITS_DIR / (p.name if p.suffix in (".yaml", ".yml") else p.name + ".yaml")

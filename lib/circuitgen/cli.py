@@ -273,6 +273,7 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from circuitgen.models import KNOWN_MODELS, REFERENCE_MODEL
+    from circuitgen.paths import shipped_circuits
 
     models_help = ("model name: " + ", ".join(KNOWN_MODELS)
                    + ", or a Hugging Face id (owner/name) in the local cache or reachable hub")
@@ -290,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "ko_<class>, status), written to --out with a .meta.json sidecar.")
     s.add_argument("--model", default=REFERENCE_MODEL, help=f"{models_help} (default {REFERENCE_MODEL})")
     s.add_argument("--circuit", required=True, metavar="SPEC.yaml",
-                   help="circuit spec: a YAML path or a name in data/circuits/ (e.g. gpt2-ioi)")
+                   help="circuit spec: a YAML path, or the name of a spec shipped with circuitgen "
+                   f"({', '.join(shipped_circuits()) or 'none found'})")
     s.add_argument("--prompts", required=True, metavar="P.csv",
                    help="prompt CSV with at least prompt, io, s columns (other columns pass through)")
     s.add_argument("--out", required=True, metavar="S.csv", help="scores CSV to write (and S.meta.json)")

@@ -690,8 +690,7 @@ def save_prompt_set(prompt_set: PromptSet, model: str, seed: int,
 def shown_path(path: str | pathlib.Path) -> str:
     """``path`` relative to the repository when it is inside it (stable across checkouts), else
     as given."""
-    p = pathlib.Path(path).resolve()
-    return str(p.relative_to(paths.REPO_ROOT)) if p.is_relative_to(paths.REPO_ROOT) else str(path)
+    return paths.shown_path(path)
 
 
 __all__ = ["run_sweep", "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
