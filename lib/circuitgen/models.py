@@ -253,6 +253,10 @@ def load_model(
     hf.eval()
     bridge = TransformerBridge.boot_transformers(name, hf_model=hf, tokenizer=tok, device=device)
     if compatibility_mode:
+        # disable_warnings silences TL4's FutureWarnings about legacy hook aliases ("Hook
+        # 'hook_embed' is deprecated ... Use 'embed_ln.hook_out'"), raised about twice per forward
+        # pass in compatibility mode whether or not the caller names an alias (measured on tiny-gpt2,
+        # 2026-11-26); they would bury every other warning. Other TL4 deprecations stay visible.
         bridge.enable_compatibility_mode(disable_warnings=True)
     bridge.eval()
     bridge.circuitgen = LoadChoices(
