@@ -316,8 +316,9 @@ def _memory_child(cfg: dict) -> dict:
     seconds = time.perf_counter() - start
     peak_scoring = _peak_since_reset() if reset else None
     # Resetting the peak (clear_refs) also resets what getrusage reports afterwards, so the
-    # whole-process peak is the larger of the two readings (the model load can be the peak).
-    peak_total = max(peak_load, _ru_maxrss())
+    # whole-process peak is the largest of the readings (the model load can be the peak; after
+    # the reset, getrusage can lag behind VmHWM, the peak while scoring).
+    peak_total = max(peak_load, _ru_maxrss(), peak_scoring or 0)
     return {
         "n_prompts": int(len(scores)), "n_scored": int((scores.status == "ok").sum()),
         "batch_size": cfg["batch_size"], "n_classes": len(spec.classes), "seconds": seconds,
