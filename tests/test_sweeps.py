@@ -121,13 +121,28 @@ def _toy_scores(shift: dict[str, float], n: int = 30, noise: float = 0.5, seed: 
     return pd.DataFrame(rows)
 
 
+def test_difference_interval_covers_the_true_difference():
+    """Simulated conditions whose true difference is known (-2): the 95% interval covers it in
+    about 95% of draws, and its width is that of the normal interval, 2 * 1.96 * SE."""
+    n_sims, cover, widths = 200, 0, []
+    for seed in range(n_sims):
+        d = sweeps.difference_from_reference(_toy_scores({"ref": 0.0, "low": -2.0}, seed=seed),
+                                             "ref", "logit_diff", seed=seed)
+        lo, hi = d.loc["low", "lo"], d.loc["low", "hi"]
+        cover += lo <= -2.0 <= hi
+        widths.append(hi - lo)
+    se = np.sqrt(2 * 0.5 ** 2 / 30)  # two means of 30 prompts, noise SD 0.5
+    assert 0.89 <= cover / n_sims <= 0.99, cover
+    assert np.mean(widths) == pytest.approx(2 * 1.96 * se, rel=0.1)
+
+
 def test_difference_from_reference_estimates_and_screen():
     scores = _toy_scores({"ref": 0.0, "low": -2.0, "high": 2.0, "same": 0.05})
     d = sweeps.difference_from_reference(scores, "ref", "logit_diff")
     assert list(d.index) == ["low", "high", "same"]
     means = scores.groupby("condition").logit_diff.mean()
     assert d.loc["low", "difference"] == pytest.approx(means["low"] - means["ref"])
-    assert (d.lo <= d.difference).all() and (d.difference <= d.hi).all()
+    assert (d.lo < d.difference).all() and (d.difference < d.hi).all()
     assert d.loc["same", "lo"] < 0 < d.loc["same", "hi"]
     for stat in ("logit_diff", "accuracy", "circuit_logit_diff"):
         diff = sweeps.clearly_different(scores, "ref", stat)
