@@ -12,6 +12,7 @@ PARAMS ?=
 .PHONY: help setup book notebooks html test test-lib test-fast lint browser bench mutants clean
 
 help:
+	@echo "make help               this list (the default target)"
 	@echo "make setup              create .venv and install the pinned dependencies and the embedded model"
 	@echo "make book [MODEL=gpt2]  run every notebook (papermill) and build the book"
 	@echo "make notebooks          run every notebook, no HTML build"
