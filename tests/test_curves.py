@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -54,7 +55,28 @@ def test_score_table_and_summary(tiny_llama, prompts):
     expect = (sub.circuit_logit_diff.mean() - sub.empty_logit_diff.mean()) / (
         sub.logit_diff.mean() - sub.empty_logit_diff.mean())
     assert row.normalised == pytest.approx(expect)
-    assert row.normalised_lo <= row.normalised <= row.normalised_hi
+    assert row.normalised_lo < row.normalised < row.normalised_hi
+
+
+def _simulated_long(seed: int, n_templates: int = 12, per: int = 5) -> pd.DataFrame:
+    """Scores of one circuit whose normalised faithfulness is 0.6 by construction; prompts of a
+    template share an effect, so the interval must resample templates."""
+    rng = np.random.default_rng(seed)
+    t = np.repeat(np.arange(n_templates), per)
+    empty = rng.normal(0, 0.5, t.size)
+    model = empty + 3 + rng.normal(0, 1, n_templates)[t] + rng.normal(0, 0.5, t.size)
+    circuit = empty + 0.6 * (model - empty) + rng.normal(0, 0.4, n_templates)[t] + rng.normal(0, 0.3, t.size)
+    return pd.DataFrame({"circuit": "c", "n_nodes": 3, "template": t, "logit_diff": model,
+                         "empty_logit_diff": empty, "circuit_logit_diff": circuit})
+
+
+def test_normalised_interval_covers_the_planted_value():
+    n_sims, cover = 100, 0
+    for seed in range(n_sims):
+        long = _simulated_long(seed)
+        row = C.with_intervals(long, C.summarise(long), n_resamples=300, seed=seed).iloc[0]
+        cover += row.normalised_lo <= 0.6 <= row.normalised_hi
+    assert 0.85 <= cover / n_sims <= 0.99, cover
 
 
 def test_area_summaries_match_numpy_trapezoid():
