@@ -56,7 +56,24 @@ def test_discovery_runs_and_writes_a_valid_spec(tiny_gpt2, tmp_path):
     spec, steps, sig = discovery.discover(tiny_gpt2, df, threshold=0.0, max_per_step=2, progress=False)
     assert steps[0].effect.shape == (tiny_gpt2.cfg.n_layers * tiny_gpt2.cfg.n_heads,)
     assert set(sig.columns) == set(discovery.SIGNATURES)
-    assert ((sig >= 0) & (sig <= 1)).all().all()
+    # Each signature is the mean attention between the roles' tokens, here found by decoding each
+    # prompt's tokens and run one prompt at a time (no padding, no library positions).
+    want = {}
+    for r in df.itertuples():
+        toks = tiny_gpt2.to_tokens(r.prompt)
+        words = [tiny_gpt2.tokenizer.decode([t]).strip() for t in toks[0].tolist()]
+        s1 = words.index(r.s)
+        at = {"IO": words.index(r.io), "S1": s1, "S1+1": s1 + 1,
+              "S2": len(words) - 1 - words[::-1].index(r.s), "END": len(words) - 1}
+        _, cache = tiny_gpt2.run_with_cache(toks)
+        for layer in range(tiny_gpt2.cfg.n_layers):
+            pat = cache[f"blocks.{layer}.attn.hook_pattern"][0]
+            for head in range(tiny_gpt2.cfg.n_heads):
+                for name, (q, k) in discovery.SIGNATURES.items():
+                    want.setdefault((f"{layer}.{head}", name), []).append(float(pat[head, at[q], at[k]]))
+    assert len(sig) == tiny_gpt2.cfg.n_layers * tiny_gpt2.cfg.n_heads
+    for (head, name), vals in want.items():
+        assert sig.loc[head, name] == pytest.approx(sum(vals) / len(vals), abs=1e-6), (head, name)
     path = tmp_path / "found.yaml"
     spec.to_yaml(path)
     again = circuits.load_circuit(path)
