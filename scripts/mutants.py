@@ -1,0 +1,202 @@
+"""Measure the test suite: plant known bugs in a copy of the library and check the fast tests fail.
+
+Each mutant is a textual search/replace in one file of ``lib/circuitgen`` (the search text must
+occur exactly once, else the script stops: the library moved on and the mutant needs updating).
+For each mutant, ``lib/`` is copied into a temporary directory (beside links to ``data/``, so
+``circuitgen.paths`` still finds the project's files), the patch is applied, and the mutant's
+test files run against the copy (``PYTHONPATH`` first, ``-m "not slow and not book"``, ``-x``).
+A mutant is *caught* when pytest reports a failure, *NOT caught* when every test passes.
+
+    .venv/bin/python scripts/mutants.py                 # every mutant
+    .venv/bin/python scripts/mutants.py role_io_s1 ...  # some of them
+    .venv/bin/python scripts/mutants.py --list
+
+Exit status: 0 when every mutant is caught, 1 when one survives, 2 on a patch that no longer
+applies or a run that errors in another way (collection errors, a crash). To add a mutant, append
+a :class:`Mutant` to :data:`MUTANTS` (see README.md, "Measuring the test suite").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    what: str  # the bug, in words
+    file: str  # relative to lib/circuitgen
+    search: str
+    replace: str
+    tests: tuple[str, ...]  # test files (or node ids) that must catch it
+
+
+MUTANTS: list[Mutant] = [
+    Mutant("role_io_s1", "IO and S1 swapped in the role map", "ablation.py",
+           "        roles[rows, batch.pos[name]] = ROLE_INDEX[name]",
+           '        roles[rows, batch.pos[{"IO": "S1", "S1": "IO"}.get(name, name)]] = ROLE_INDEX[name]',
+           ("tests/test_scorer.py",)),
+    Mutant("role_s1_s2", "S1 and S2 swapped in the role map", "ablation.py",
+           "        roles[rows, batch.pos[name]] = ROLE_INDEX[name]",
+           '        roles[rows, batch.pos[{"S1": "S2", "S2": "S1"}.get(name, name)]] = ROLE_INDEX[name]',
+           ("tests/test_scorer.py",)),
+    Mutant("faithfulness_inverted", "per-prompt faithfulness is logit_diff / circuit_logit_diff",
+           "scorer.py",
+           'scores["faithfulness"] = scores["circuit_logit_diff"] / scores["logit_diff"]',
+           'scores["faithfulness"] = scores["logit_diff"] / scores["circuit_logit_diff"]',
+           ("tests/test_scorer.py",)),
+    Mutant("abc_reuses_io", "ABC counterparts of hand-written prompts keep the IO name", "ioi.py",
+           "            names = rng.sample(others, 3)\n",
+           "            names = rng.sample(others, 3)\n"
+           '            names[[role for _, role in spans].index("io")] = str(r.io).strip()\n',
+           ("tests/test_scorer.py", "tests/test_reference.py")),
+    Mutant("heldout_r2_in_sample", "heldout_r2 returns the training R^2", "predictors.py",
+           "    return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())",
+           "    return float(fit.rsquared)",
+           ("tests/test_predictors.py",)),
+    Mutant("compare_models_r2_on_train", "compare_models scores held-out R^2 on the training set",
+           "predictors.py",
+           '"r2_heldout": heldout_r2(fit, test, response)}',
+           '"r2_heldout": heldout_r2(fit, train, response)}',
+           ("tests/test_predictors.py",)),
+    Mutant("compare_models_auc_on_train", "compare_models scores held-out AUC on the training set",
+           "predictors.py",
+           'row["auc_heldout"] = auc(test[response], fit.predict(test))',
+           'row["auc_heldout"] = auc(train[response], fit.predict(train))',
+           ("tests/test_predictors.py",)),
+    Mutant("heldout_check_r2_on_train", "heldout_check scores R^2 on the training rows",
+           "predictors.py",
+           'name, score = "r2_heldout", heldout_r2(fa, te, outcome)',
+           'name, score = "r2_heldout", heldout_r2(fa, tr, outcome)',
+           ("tests/test_predictors.py",)),
+    Mutant("heldout_check_fits_train_twice", "the held-out fit of heldout_check is the training fit",
+           "predictors.py",
+           "fa, fb = fitter(tr, spec, cov, by), fitter(te, spec, cov, by)",
+           "fa, fb = fitter(tr, spec, cov, by), fitter(tr, spec, cov, by)",
+           ("tests/test_predictors.py",)),
+    Mutant("path_patch_qk_noop", "path patching into queries and keys adds nothing",
+           "path_patching.py",
+           "        add = (delta * live).reshape(k * n, n_pos, -1)",
+           '        add = (delta * live * (comp == "v")).reshape(k * n, n_pos, -1)',
+           ("tests/test_path_patching.py::test_matches_transformer_lens_direct_path",)),
+    Mutant("orders_pooled", "the default mean-ablation groups pool ABBA and BABA", "reference.py",
+           '        return ("template", "order")',
+           '        return ("template",)',
+           ("tests/test_scorer.py", "tests/test_reference.py")),
+    Mutant("logits_at_last_position", "logits read at the last (padded) position, not END",
+           "ablation.py",
+           "    at_end = resid[rows, batch.end.repeat(tile)][:, None]",
+           "    at_end = resid[rows, -1][:, None]",
+           ("tests/test_scorer.py",)),
+    Mutant("signature_transposed", "attention signature read key -> query", "scorer.py",
+           "store.setdefault(name, []).append(pattern[rows, head, src, dst])",
+           "store.setdefault(name, []).append(pattern[rows, head, dst, src])",
+           ("tests/test_scorer.py",)),
+    Mutant("knockout_sign", "knock-out effect has the wrong sign", "scorer.py",
+           'cols[f"ko_{name}"] = diffs[3 + i] - diffs[0]',
+           'cols[f"ko_{name}"] = diffs[0] - diffs[3 + i]',
+           ("tests/test_scorer.py",)),
+    Mutant("means_ignore_groups", "every group's mean is the pooled mean of all groups",
+           "ablation.py",
+           "    empty = (counts == 0).view(n_g, n_r)\n",
+           "    means = means.mean(0, keepdim=True).expand_as(means).clone()\n"
+           "    empty = (counts == 0).view(n_g, n_r)\n",
+           ("tests/test_scorer.py", "tests/test_reference.py")),
+]
+
+
+def _copy_tree(tmp: pathlib.Path) -> None:
+    shutil.copytree(ROOT / "lib", tmp / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("data",):  # circuitgen.paths finds data/ beside lib/
+        os.symlink(ROOT / name, tmp / name)
+
+
+def check(m: Mutant, lib: pathlib.Path) -> None:
+    """Stop, saying which mutant and why, unless its search text occurs exactly once."""
+    n = (lib / "circuitgen" / m.file).read_text().count(m.search)
+    if n != 1:
+        raise SystemExit(f"mutant {m.name!r}: its search text occurs {n} times in lib/circuitgen/"
+                         f"{m.file} (it must occur exactly once); update the mutant in "
+                         f"scripts/mutants.py:\n{m.search}")
+
+
+def apply(m: Mutant, lib: pathlib.Path) -> None:
+    check(m, lib)
+    path = lib / "circuitgen" / m.file
+    path.write_text(path.read_text().replace(m.search, m.replace))
+
+
+def run(m: Mutant, keep: bool = False) -> tuple[str, float, str]:
+    """('caught' | 'NOT caught' | 'error', seconds, the tail of pytest's output)."""
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"mutant-{m.name}-"))
+    try:
+        _copy_tree(tmp)
+        apply(m, tmp / "lib")
+        env = os.environ | {"PYTHONPATH": str(tmp / "lib") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                            "PYTHONDONTWRITEBYTECODE": "1"}
+        where = subprocess.run([sys.executable, "-c", "import circuitgen; print(circuitgen.__file__)"],
+                               env=env, capture_output=True, text=True, cwd=ROOT)
+        if not where.stdout.strip().startswith(str(tmp)):
+            raise SystemExit(f"the mutated copy is not the one imported ({where.stdout.strip()} "
+                             f"{where.stderr.strip()[-500:]}); is circuitgen on PYTHONPATH already?")
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                               "-m", "not slow and not book", *m.tests],
+                              env=env, capture_output=True, text=True, cwd=ROOT)
+        took = time.time() - t0
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    tail = "\n".join(proc.stdout.splitlines()[-15:])
+    # pytest: 0 all passed, 1 some tests failed, other codes: usage/collection/internal errors.
+    verdict = {0: "NOT caught", 1: "caught"}.get(proc.returncode, "error")
+    return verdict, took, tail
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--verbose", "-v", action="store_true", help="print pytest's output tail")
+    p.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    args = p.parse_args()
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.name:32} {m.what}  [{m.file}; {' '.join(m.tests)}]")
+        return 0
+    known = {m.name: m for m in MUTANTS}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        print(f"unknown mutant(s) {unknown}; --list shows them", file=sys.stderr)
+        return 2
+    chosen = [known[n] for n in args.names] if args.names else MUTANTS
+    # Check every patch applies before spending minutes on tests.
+    for m in chosen:
+        check(m, ROOT / "lib")
+    results = []
+    for m in chosen:
+        verdict, took, tail = run(m, keep=args.keep)
+        results.append((m, verdict))
+        print(f"{verdict:11} {m.name:32} {took:6.1f} s  {m.what}", flush=True)
+        if args.verbose or verdict == "error":
+            print("    " + tail.replace("\n", "\n    "), flush=True)
+    survived = [m.name for m, v in results if v == "NOT caught"]
+    errors = [m.name for m, v in results if v == "error"]
+    print(f"\n{len(results) - len(survived) - len(errors)} of {len(results)} mutants caught"
+          + (f"; NOT caught: {', '.join(survived)}" if survived else "")
+          + (f"; errors: {', '.join(errors)}" if errors else ""))
+    return 2 if errors else (1 if survived else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
