@@ -364,7 +364,8 @@ def test_bench_end_to_end(tmp_path):
             op, bound = target.split()
             value, bound = float(table[label][0]), float(bound.rstrip("x"))
             met = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
-            assert table[label][2] == ("met" if met else "MISSED"), (label, table[label])
+            if value != bound:  # (a value printed as the bound itself may be rounded onto it)
+                assert table[label][2] == ("met" if met else "MISSED"), (label, table[label])
     res = json.loads(out.read_text())
     sc, pa, mem = res["scorer"], res["patching"], res["memory"]
     assert sc["n_prompts"] == 8 and 0 < sc["scorer_ko_on"] and 0 < sc["scorer_ko_off"]
