@@ -134,6 +134,14 @@ def test_whole_model_as_circuit_is_perfectly_faithful(tiny_llama):
     out = scorer.score_circuit(tiny_llama, everything, df, progress=False)
     torch.testing.assert_close(torch.tensor(out.circuit_logit_diff.values),
                                torch.tensor(out.logit_diff.values), atol=1e-5, rtol=0)
+    # ... and that is the model's own logit difference, prompt by prompt (plain forward, last token)
+    tok = tiny_llama.tokenizer
+    with torch.no_grad():
+        for r, got in zip(df.itertuples(), out.logit_diff):
+            last = tiny_llama(tiny_llama.to_tokens(r.prompt))[0, -1]
+            io, s = (tok(" " + n, add_special_tokens=False)["input_ids"][0] for n in (r.io, r.s))
+            assert got == pytest.approx(float(last[io] - last[s]), abs=1e-5)
+    assert out.logit_diff.std() > 1e-3
     assert (out.ko_all.abs() > 0).any(), "knocking out every head must change something"
 
 
