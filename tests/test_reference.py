@@ -115,12 +115,19 @@ def test_a_reference_table_without_a_scored_group_is_refused(tiny_gpt2, canonica
 # ---- baselines ------------------------------------------------------------------------------
 
 def _all_ablated_by_hand(model, df: pd.DataFrame, means: A.MeanReference) -> np.ndarray:
-    """Every head's z replaced by its group-and-role mean, without the library's keep masks."""
+    """Every head's z replaced by its group-and-role mean, without the library's keep masks or
+    role map (roles by decoding the prompt's tokens)."""
     out = []
     for i in range(len(df)):
         row = df.iloc[[i]]
         b = B.encode(model, row)
-        roles = A.role_map(b)[0]
+        r = row.iloc[0]
+        words = [model.tokenizer.decode([t]).strip() for t in model.to_tokens(r.prompt)[0].tolist()]
+        names = ["BOS"] + ["other"] * (len(words) - 1)
+        s1, s2 = words.index(r.s), len(words) - 1 - words[::-1].index(r.s)
+        names[words.index(r.io)], names[s1], names[s1 + 1], names[s2], names[-1] = "IO", "S1", "S1+1", "S2", "END"
+        roles = torch.tensor([A.ROLE_INDEX[n] for n in names])
+        assert len(roles) == b.tokens.shape[1]
         g = means.groups.index(means.keys(row)[0])
 
         def hook(z, hook):
