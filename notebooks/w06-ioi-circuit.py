@@ -340,6 +340,7 @@ glue("w06_top_share", float(mini.relative.max()), display=False)
 #
 # Caveats: path patching here follows direct edges only (no paths through MLPs), was run on
 # {glue:text}`w06_n_find` prompts; the backup-name-mover step (direct effects with the name
-# movers mean-ablated, printed above) keeps none at this threshold on these prompts. Week 13 looks
-# for faithful circuits with more prompts and three methods. The lab notebook compares these numbers
+# movers mean-ablated, printed above) keeps none at this threshold on these prompts.
+# [Week 13](w13-faithful-circuits.ipynb) looks for faithful circuits with more prompts and three
+# methods, and puts this circuit on the same axes. The lab notebook compares these numbers
 # with the paper's.

@@ -495,3 +495,8 @@ keep("abba_verdict", both.loc["order=ABBA", "verdict"])
 #   ABBA order (vs BABA) moves the excess by {glue:text}`abba_mean:+.2f` nats under mean and
 #   {glue:text}`abba_resample:+.2f` under resample ablation (across the two ablations:
 #   {glue:text}`abba_verdict`).
+#
+# Everything above concerns the week-6 circuit, which keeps well under half of the model's logit
+# difference even on canonical prompts. [Week 13](w13-faithful-circuits.ipynb) finds circuits that
+# are faithful on held-out prompts; whether *they* generalise across these families has not yet
+# been asked in this book (the plan is in the lab notebook, 2026-11-26, "weeks 14-15 plan").
