@@ -38,6 +38,205 @@ def prompts(tiny_gpt2):
     return ioi.generate_prompts(tiny_gpt2, n=24, seed=3).df
 
 
+# ---- an oracle that shares nothing with the library -----------------------------------------
+#
+# Role positions come from decoding the model's own tokens (``model.to_tokens``) and finding the
+# names in them; the per-(group, role) means are plain averages of ``hook_z`` over the reference's
+# ABC prompts; the ablated run is TransformerLens's ``run_with_hooks`` on one unpadded prompt.
+# Neither ``ablation.role_map``, ``compute_means``, ``batch.encode`` nor the prompts' pos_*
+# columns are used. Every role holds a kept class, so a role map that mislabels any of IO, S1,
+# S1+1, S2 or END keeps a head at the wrong position and moves the circuit's logit difference.
+
+ROLE_SPEC = """
+model: tiny
+task: ioi
+classes:
+  at_io: {heads: ["0.0"], positions: [IO]}
+  at_s1: {heads: ["0.1"], positions: [S1]}
+  at_s1p1: {heads: ["0.2"], positions: [S1+1]}
+  at_s2: {heads: ["0.3"], positions: [S2]}
+  at_end: {heads: ["1.0", "1.3"], positions: [END], signature: {from: END, to: IO}}
+"""
+ORACLE_SCALE = 6.0  # the tiny model's attention is near uniform; sharper, positions matter more
+
+
+@pytest.fixture(scope="module")
+def sharp_gpt2():
+    """tiny-gpt2 with its attention's query, key and value weights scaled up: attention that is not
+    uniform and heads that write more, so which position a head is kept at changes the output
+    clearly."""
+    import copy
+
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from circuitgen.models import LoadChoices, hf_model_and_tokenizer
+
+    hf, tok = hf_model_and_tokenizer("tiny-gpt2", seed=0)
+    with torch.no_grad():
+        for block in hf.transformer.h:
+            block.attn.c_attn.weight *= ORACLE_SCALE  # queries, keys and values
+    bridge = TransformerBridge.boot_transformers("tiny-gpt2", hf_model=copy.deepcopy(hf).eval(),
+                                                 tokenizer=tok, device="cpu")
+    bridge.enable_compatibility_mode(disable_warnings=True)
+    bridge.eval()
+    bridge.circuitgen = LoadChoices(model="tiny-gpt2", compatibility_mode=True, prepend_bos=True,
+                                    dtype="float32", device="cpu")
+    return bridge
+
+
+def decoded_roles(model, prompt: str, io: str, s1: str, s2: str) -> list[str]:
+    """The role of every token of ``model.to_tokens(prompt)`` (BOS first), found by decoding."""
+    words = [model.tokenizer.decode([t]).strip() for t in model.to_tokens(prompt)[0].tolist()]
+    roles = ["BOS"] + ["other"] * (len(words) - 1)
+    at_io, at_s1 = words.index(io), words.index(s1)
+    at_s2 = len(words) - 1 - words[::-1].index(s2)
+    assert words.count(io) == 1 and at_s1 < at_s2 and 0 < at_io < at_s2, (prompt, words)
+    roles[at_io], roles[at_s1], roles[at_s1 + 1], roles[at_s2], roles[-1] = "IO", "S1", "S1+1", "S2", "END"
+    return roles
+
+
+def hand_means(model, ref: pd.DataFrame) -> dict:
+    """``(template, order, role) -> z [layer, head, d_head]``: mean over the ABC prompts."""
+    acc: dict[tuple, list] = {}
+    ref = ref.assign(width=[model.to_tokens(p).shape[1] for p in ref.abc_prompt])
+    for _, part in ref.groupby("width"):  # equal lengths: one unpadded batch each
+        with torch.no_grad():
+            _, cache = model.run_with_cache(model.to_tokens(list(part.abc_prompt)),
+                                            names_filter=lambda n: n.endswith("hook_z"))
+        z = torch.stack([cache[f"blocks.{layer}.attn.hook_z"] for layer in range(model.cfg.n_layers)], 2)
+        for i, r in enumerate(part.itertuples()):
+            for p, role in enumerate(decoded_roles(model, r.abc_prompt, r.abc_io, r.abc_s1, r.abc_s2)):
+                acc.setdefault((r.template, r.order, role), []).append(z[i, p])
+    return {k: torch.stack(v).mean(0) for k, v in acc.items()}
+
+
+def hand_logit_diff(model, row, means: dict, kept: dict) -> float:
+    """One prompt with every (position, head) not in ``kept`` (head -> roles) set to its mean."""
+    roles = decoded_roles(model, row.prompt, row.io, row.s, row.s)
+    order = "ABBA" if roles.index("IO") < roles.index("S1") else "BABA"
+    assert order == row.order
+
+    def hook(z, hook):
+        layer = int(hook.name.split(".")[1])
+        z = z.clone()
+        for p, role in enumerate(roles):
+            for h in range(model.cfg.n_heads):
+                if role not in kept.get((layer, h), ()):
+                    z[0, p, h] = means[(row.template, order, role)][layer, h]
+        return z
+
+    with torch.no_grad():
+        logits = model.run_with_hooks(model.to_tokens(row.prompt),
+                                      fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)
+                                                 for layer in range(model.cfg.n_layers)])
+    ids = [model.tokenizer(" " + name, add_special_tokens=False)["input_ids"] for name in (row.io, row.s)]
+    assert all(len(i) == 1 for i in ids)
+    ids = [i[0] for i in ids]
+    return float(logits[0, -1, ids[0]] - logits[0, -1, ids[1]])
+
+
+@pytest.fixture(scope="module")
+def oracle_case(sharp_gpt2):
+    model = sharp_gpt2
+    ref = ioi.generate_prompts(model, n=80, seed=5, templates=[0, 1]).df  # 20 per template+order
+    df = ioi.generate_prompts(model, n=8, seed=9, templates=[0, 1]).df
+    assert set(zip(df.template, df.order)) == set(zip(ref.template, ref.order))
+    spec = circuits.parse_circuit(ROLE_SPEC, source="<every role>")
+    out = scorer.score_circuit(model, spec, df, ablation=scorer.Ablation(reference_prompts=ref),
+                               progress=False, batch_size=8)
+    return model, spec, df, out, hand_means(model, ref)
+
+
+def _kept(spec) -> dict:
+    return {head: set(cls.positions_of(head)) for cls in spec.classes.values() for head in cls.heads}
+
+
+def test_circuit_logit_diff_equals_the_independent_oracle(oracle_case):
+    model, spec, df, out, means = oracle_case
+    assert out.n_tokens.nunique() == 2, "two lengths: the batch is padded"
+    kept = _kept(spec)
+    want = np.array([hand_logit_diff(model, r, means, kept) for r in df.itertuples()])
+    np.testing.assert_allclose(out.circuit_logit_diff, want, atol=1e-5, rtol=0)
+    # The oracle is sensitive to each role: keeping a class one role off moves it far past 1e-5.
+    for a, b in (("IO", "S1"), ("S1", "S2"), ("S1+1", "S2"), ("S2", "END")):
+        swap = {h: {({a: b, b: a}).get(p, p) for p in ps} for h, ps in kept.items()}
+        moved = np.array([hand_logit_diff(model, r, means, swap) for r in df.itertuples()])
+        assert np.abs(moved - want).max() > 1e-3, (a, b)
+
+
+def test_model_empty_and_knockout_columns_equal_the_oracle(oracle_case):
+    model, spec, df, out, means = oracle_case
+    every = {(layer, h): {"BOS", "other", "IO", "S1", "S1+1", "S2", "END"}
+             for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)}
+    rows = list(df.itertuples())
+    model_ld = np.array([hand_logit_diff(model, r, means, every) for r in rows])
+    np.testing.assert_allclose(out.logit_diff, model_ld, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(out.empty_logit_diff,
+                               [hand_logit_diff(model, r, means, {}) for r in rows], atol=1e-5, rtol=0)
+    for name in ("at_io", "at_end"):
+        ko = {h: ps for h, ps in every.items() if h not in spec.classes[name].heads}
+        want = np.array([hand_logit_diff(model, r, means, ko) for r in rows]) - model_ld
+        np.testing.assert_allclose(out[f"ko_{name}"], want, atol=1e-5, rtol=0)
+        assert np.abs(want).max() > 1e-3
+
+
+def test_faithfulness_is_circuit_over_model_row_by_row(oracle_case):
+    _, _, _, out, _ = oracle_case
+    np.testing.assert_allclose(out.faithfulness, out.circuit_logit_diff / out.logit_diff, rtol=1e-6)
+    assert (np.abs(out.circuit_logit_diff / out.logit_diff - 1) > 0.01).any(), "not trivially 1"
+    meta = out.attrs["circuitgen"]
+    assert meta["faithfulness_ratio_of_means"] == pytest.approx(
+        out.circuit_logit_diff.mean() / out.logit_diff.mean(), rel=1e-6)
+    f_0 = out.empty_logit_diff.mean()
+    assert meta["normalised_faithfulness"] == pytest.approx(
+        (out.circuit_logit_diff.mean() - f_0) / (out.logit_diff.mean() - f_0), rel=1e-6)
+
+
+def test_signature_equals_the_attention_at_decoded_positions(oracle_case):
+    model, _, df, out, _ = oracle_case
+    for i, r in enumerate(df.itertuples()):
+        roles = decoded_roles(model, r.prompt, r.io, r.s, r.s)
+        _, cache = model.run_with_cache(model.to_tokens(r.prompt))
+        pattern = cache["blocks.1.attn.hook_pattern"][0]  # [head, query, key]
+        want = pattern[[0, 3], roles.index("END"), roles.index("IO")].mean()
+        assert out.sig_at_end.iloc[i] == pytest.approx(float(want), abs=1e-6)
+
+
+# ---- ABC counterparts of hand-written prompts ---------------------------------------------
+
+def test_abc_of_hand_written_prompts_change_only_the_names(tiny_gpt2):
+    """No name of the prompt survives, three distinct new names sit at IO, S1, S2, and every other
+    token is the clean prompt's; the same for every row of the reference built from them."""
+    tok = tiny_gpt2.tokenizer
+    abc = ioi.make_abc(HAND, tok, seed=0)
+    for r in abc.itertuples():
+        clean, new = tiny_gpt2.to_tokens(r.prompt)[0], tiny_gpt2.to_tokens(r.abc_prompt)[0]
+        assert clean.shape == new.shape
+        roles = decoded_roles(tiny_gpt2, r.prompt, r.io, r.s, r.s)
+        slots = [roles.index(x) for x in ("IO", "S1", "S2")]
+        differ = (clean != new).nonzero().flatten().tolist()
+        assert differ == sorted(slots), (r.prompt, r.abc_prompt)
+        names = [tok.decode([int(new[p])]).strip() for p in slots]
+        assert len(set(names)) == 3 and not {r.io, r.s} & set(names), (r.prompt, r.abc_prompt)
+        words = set(r.abc_prompt.replace(",", " ").replace(".", " ").split())
+        assert not {r.io, r.s} & words, r.abc_prompt
+    ref, _ = reference.build_reference(tiny_gpt2, HAND)
+    for key in set(ref.keys):
+        prompt = key.removeprefix("prompt=")
+        r = HAND[HAND.prompt == prompt].iloc[0]
+        own = {tok(" " + n, add_special_tokens=False)["input_ids"][0] for n in (r.io, r.s)}
+        clean = tiny_gpt2.to_tokens(prompt)[0]
+        roles = decoded_roles(tiny_gpt2, prompt, r.io, r.s, r.s)
+        slots = sorted(roles.index(x) for x in ("IO", "S1", "S2"))
+        rows = [i for i, k in enumerate(ref.keys) if k == key]
+        assert len(rows) >= 20
+        for i in rows:
+            seq = ref.batch.tokens[i, : len(clean)]
+            assert int(ref.batch.mask[i].sum()) == len(clean)
+            assert (seq != clean).nonzero().flatten().tolist() == slots, key
+            assert not own & set(seq.tolist()), f"{key}: a name of the prompt is in its reference"
+
+
 COLS = ["logit_diff", "circuit_logit_diff", "empty_logit_diff", "sig_movers", "sig_inhibit",
         "ko_movers", "ko_inhibit", "ko_early"]
 
@@ -261,202 +460,3 @@ def test_one_ablation_type_for_spec_scorer_and_cli(tiny_gpt2, spec):
         circuits.parse_circuit(SPEC + "ablation: {method: mean, min_per_group: 0}\n", "<s>")
     with pytest.raises(ValueError, match="not one the scorer implements"):
         scorer.mean_reference(tiny_gpt2, HAND, scorer.Ablation(reference="clean"))
-
-
-# ---- an oracle that shares nothing with the library -----------------------------------------
-#
-# Role positions come from decoding the model's own tokens (``model.to_tokens``) and finding the
-# names in them; the per-(group, role) means are plain averages of ``hook_z`` over the reference's
-# ABC prompts; the ablated run is TransformerLens's ``run_with_hooks`` on one unpadded prompt.
-# Neither ``ablation.role_map``, ``compute_means``, ``batch.encode`` nor the prompts' pos_*
-# columns are used. Every role holds a kept class, so a role map that mislabels any of IO, S1,
-# S1+1, S2 or END keeps a head at the wrong position and moves the circuit's logit difference.
-
-ROLE_SPEC = """
-model: tiny
-task: ioi
-classes:
-  at_io: {heads: ["0.0"], positions: [IO]}
-  at_s1: {heads: ["0.1"], positions: [S1]}
-  at_s1p1: {heads: ["0.2"], positions: [S1+1]}
-  at_s2: {heads: ["0.3"], positions: [S2]}
-  at_end: {heads: ["1.0", "1.3"], positions: [END], signature: {from: END, to: IO}}
-"""
-ORACLE_SCALE = 6.0  # the tiny model's attention is near uniform; sharper, positions matter more
-
-
-@pytest.fixture(scope="module")
-def sharp_gpt2():
-    """tiny-gpt2 with its attention's query, key and value weights scaled up: attention that is not
-    uniform and heads that write more, so which position a head is kept at changes the output
-    clearly."""
-    import copy
-
-    from transformer_lens.model_bridge import TransformerBridge
-
-    from circuitgen.models import LoadChoices, hf_model_and_tokenizer
-
-    hf, tok = hf_model_and_tokenizer("tiny-gpt2", seed=0)
-    with torch.no_grad():
-        for block in hf.transformer.h:
-            block.attn.c_attn.weight *= ORACLE_SCALE  # queries, keys and values
-    bridge = TransformerBridge.boot_transformers("tiny-gpt2", hf_model=copy.deepcopy(hf).eval(),
-                                                 tokenizer=tok, device="cpu")
-    bridge.enable_compatibility_mode(disable_warnings=True)
-    bridge.eval()
-    bridge.circuitgen = LoadChoices(model="tiny-gpt2", compatibility_mode=True, prepend_bos=True,
-                                    dtype="float32", device="cpu")
-    return bridge
-
-
-def decoded_roles(model, prompt: str, io: str, s1: str, s2: str) -> list[str]:
-    """The role of every token of ``model.to_tokens(prompt)`` (BOS first), found by decoding."""
-    words = [model.tokenizer.decode([t]).strip() for t in model.to_tokens(prompt)[0].tolist()]
-    roles = ["BOS"] + ["other"] * (len(words) - 1)
-    at_io, at_s1 = words.index(io), words.index(s1)
-    at_s2 = len(words) - 1 - words[::-1].index(s2)
-    assert words.count(io) == 1 and at_s1 < at_s2 and 0 < at_io < at_s2, (prompt, words)
-    roles[at_io], roles[at_s1], roles[at_s1 + 1], roles[at_s2], roles[-1] = "IO", "S1", "S1+1", "S2", "END"
-    return roles
-
-
-def hand_means(model, ref: pd.DataFrame) -> dict:
-    """``(template, order, role) -> z [layer, head, d_head]``: mean over the ABC prompts."""
-    acc: dict[tuple, list] = {}
-    ref = ref.assign(width=[model.to_tokens(p).shape[1] for p in ref.abc_prompt])
-    for _, part in ref.groupby("width"):  # equal lengths: one unpadded batch each
-        with torch.no_grad():
-            _, cache = model.run_with_cache(model.to_tokens(list(part.abc_prompt)),
-                                            names_filter=lambda n: n.endswith("hook_z"))
-        z = torch.stack([cache[f"blocks.{layer}.attn.hook_z"] for layer in range(model.cfg.n_layers)], 2)
-        for i, r in enumerate(part.itertuples()):
-            for p, role in enumerate(decoded_roles(model, r.abc_prompt, r.abc_io, r.abc_s1, r.abc_s2)):
-                acc.setdefault((r.template, r.order, role), []).append(z[i, p])
-    return {k: torch.stack(v).mean(0) for k, v in acc.items()}
-
-
-def hand_logit_diff(model, row, means: dict, kept: dict) -> float:
-    """One prompt with every (position, head) not in ``kept`` (head -> roles) set to its mean."""
-    roles = decoded_roles(model, row.prompt, row.io, row.s, row.s)
-    order = "ABBA" if roles.index("IO") < roles.index("S1") else "BABA"
-    assert order == row.order
-
-    def hook(z, hook):
-        layer = int(hook.name.split(".")[1])
-        z = z.clone()
-        for p, role in enumerate(roles):
-            for h in range(model.cfg.n_heads):
-                if role not in kept.get((layer, h), ()):
-                    z[0, p, h] = means[(row.template, order, role)][layer, h]
-        return z
-
-    with torch.no_grad():
-        logits = model.run_with_hooks(model.to_tokens(row.prompt),
-                                      fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)
-                                                 for layer in range(model.cfg.n_layers)])
-    ids = [model.tokenizer(" " + name, add_special_tokens=False)["input_ids"] for name in (row.io, row.s)]
-    assert all(len(i) == 1 for i in ids)
-    ids = [i[0] for i in ids]
-    return float(logits[0, -1, ids[0]] - logits[0, -1, ids[1]])
-
-
-@pytest.fixture(scope="module")
-def oracle_case(sharp_gpt2):
-    model = sharp_gpt2
-    ref = ioi.generate_prompts(model, n=80, seed=5, templates=[0, 1]).df  # 20 per template+order
-    df = ioi.generate_prompts(model, n=8, seed=9, templates=[0, 1]).df
-    assert set(zip(df.template, df.order)) == set(zip(ref.template, ref.order))
-    spec = circuits.parse_circuit(ROLE_SPEC, source="<every role>")
-    out = scorer.score_circuit(model, spec, df, ablation=scorer.Ablation(reference_prompts=ref),
-                               progress=False, batch_size=8)
-    return model, spec, df, out, hand_means(model, ref)
-
-
-def _kept(spec) -> dict:
-    return {head: set(cls.positions_of(head)) for cls in spec.classes.values() for head in cls.heads}
-
-
-def test_circuit_logit_diff_equals_the_independent_oracle(oracle_case):
-    model, spec, df, out, means = oracle_case
-    assert out.n_tokens.nunique() == 2, "two lengths: the batch is padded"
-    kept = _kept(spec)
-    want = np.array([hand_logit_diff(model, r, means, kept) for r in df.itertuples()])
-    np.testing.assert_allclose(out.circuit_logit_diff, want, atol=1e-5, rtol=0)
-    # The oracle is sensitive to each role: keeping a class one role off moves it far past 1e-5.
-    for a, b in (("IO", "S1"), ("S1", "S2"), ("S1+1", "S2"), ("S2", "END")):
-        swap = {h: {({a: b, b: a}).get(p, p) for p in ps} for h, ps in kept.items()}
-        moved = np.array([hand_logit_diff(model, r, means, swap) for r in df.itertuples()])
-        assert np.abs(moved - want).max() > 1e-3, (a, b)
-
-
-def test_model_empty_and_knockout_columns_equal_the_oracle(oracle_case):
-    model, spec, df, out, means = oracle_case
-    every = {(layer, h): {"BOS", "other", "IO", "S1", "S1+1", "S2", "END"}
-             for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)}
-    rows = list(df.itertuples())
-    model_ld = np.array([hand_logit_diff(model, r, means, every) for r in rows])
-    np.testing.assert_allclose(out.logit_diff, model_ld, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(out.empty_logit_diff,
-                               [hand_logit_diff(model, r, means, {}) for r in rows], atol=1e-5, rtol=0)
-    for name in ("at_io", "at_end"):
-        ko = {h: ps for h, ps in every.items() if h not in spec.classes[name].heads}
-        want = np.array([hand_logit_diff(model, r, means, ko) for r in rows]) - model_ld
-        np.testing.assert_allclose(out[f"ko_{name}"], want, atol=1e-5, rtol=0)
-        assert np.abs(want).max() > 1e-3
-
-
-def test_faithfulness_is_circuit_over_model_row_by_row(oracle_case):
-    _, _, _, out, _ = oracle_case
-    np.testing.assert_allclose(out.faithfulness, out.circuit_logit_diff / out.logit_diff, rtol=1e-6)
-    assert (np.abs(out.circuit_logit_diff / out.logit_diff - 1) > 0.01).any(), "not trivially 1"
-    meta = out.attrs["circuitgen"]
-    assert meta["faithfulness_ratio_of_means"] == pytest.approx(
-        out.circuit_logit_diff.mean() / out.logit_diff.mean(), rel=1e-6)
-    f_0 = out.empty_logit_diff.mean()
-    assert meta["normalised_faithfulness"] == pytest.approx(
-        (out.circuit_logit_diff.mean() - f_0) / (out.logit_diff.mean() - f_0), rel=1e-6)
-
-
-def test_signature_equals_the_attention_at_decoded_positions(oracle_case):
-    model, _, df, out, _ = oracle_case
-    for i, r in enumerate(df.itertuples()):
-        roles = decoded_roles(model, r.prompt, r.io, r.s, r.s)
-        _, cache = model.run_with_cache(model.to_tokens(r.prompt))
-        pattern = cache["blocks.1.attn.hook_pattern"][0]  # [head, query, key]
-        want = pattern[[0, 3], roles.index("END"), roles.index("IO")].mean()
-        assert out.sig_at_end.iloc[i] == pytest.approx(float(want), abs=1e-6)
-
-
-# ---- ABC counterparts of hand-written prompts ---------------------------------------------
-
-def test_abc_of_hand_written_prompts_change_only_the_names(tiny_gpt2):
-    """No name of the prompt survives, three distinct new names sit at IO, S1, S2, and every other
-    token is the clean prompt's; the same for every row of the reference built from them."""
-    tok = tiny_gpt2.tokenizer
-    abc = ioi.make_abc(HAND, tok, seed=0)
-    for r in abc.itertuples():
-        clean, new = tiny_gpt2.to_tokens(r.prompt)[0], tiny_gpt2.to_tokens(r.abc_prompt)[0]
-        assert clean.shape == new.shape
-        roles = decoded_roles(tiny_gpt2, r.prompt, r.io, r.s, r.s)
-        slots = [roles.index(x) for x in ("IO", "S1", "S2")]
-        differ = (clean != new).nonzero().flatten().tolist()
-        assert differ == sorted(slots), (r.prompt, r.abc_prompt)
-        names = [tok.decode([int(new[p])]).strip() for p in slots]
-        assert len(set(names)) == 3 and not {r.io, r.s} & set(names), (r.prompt, r.abc_prompt)
-        words = set(r.abc_prompt.replace(",", " ").replace(".", " ").split())
-        assert not {r.io, r.s} & words, r.abc_prompt
-    ref, _ = reference.build_reference(tiny_gpt2, HAND)
-    for key in set(ref.keys):
-        prompt = key.removeprefix("prompt=")
-        r = HAND[HAND.prompt == prompt].iloc[0]
-        own = {tok(" " + n, add_special_tokens=False)["input_ids"][0] for n in (r.io, r.s)}
-        clean = tiny_gpt2.to_tokens(prompt)[0]
-        roles = decoded_roles(tiny_gpt2, prompt, r.io, r.s, r.s)
-        slots = sorted(roles.index(x) for x in ("IO", "S1", "S2"))
-        rows = [i for i, k in enumerate(ref.keys) if k == key]
-        assert len(rows) >= 20
-        for i in rows:
-            seq = ref.batch.tokens[i, : len(clean)]
-            assert int(ref.batch.mask[i].sum()) == len(clean)
-            assert (seq != clean).nonzero().flatten().tolist() == slots, key
-            assert not own & set(seq.tolist()), f"{key}: a name of the prompt is in its reference"
