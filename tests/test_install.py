@@ -122,6 +122,12 @@ def test_installed_circuitgen_scores_user_prompts_with_a_shipped_circuit(install
     assert pathlib.Path(probe[2]).is_relative_to(installed), probe
 
     (work / "my-prompts.csv").write_text(USER_PROMPTS)
+    # A name that is neither a file here nor a shipped spec: one error line naming the shipped ones.
+    bad = subprocess.run([installed / "bin" / "circuitgen", "score", "--circuit", "no-such-circuit",
+                          "--prompts", "my-prompts.csv", "--out", "x.csv"], cwd=work,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.startswith("circuitgen: error:") and "smollm2-135m-ioi" in bad.stderr, bad.stderr
     proc = _run([installed / "bin" / "circuitgen", "score", "--circuit", "smollm2-135m-ioi",
                  "--prompts", "my-prompts.csv", "--out", "results/scores.csv",
                  "--no-knockouts", "--no-progress"], cwd=work)
