@@ -2,8 +2,8 @@
 
 Each mutant is a textual search/replace in one file of ``lib/circuitgen`` (the search text must
 occur exactly once, else the script stops: the library moved on and the mutant needs updating).
-For each mutant, ``lib/`` is copied into a temporary directory (beside links to ``data/``, so
-``circuitgen.paths`` still finds the project's files), the patch is applied, and the mutant's
+For each mutant, ``lib/`` is copied into a temporary directory (beside links to the rest of the
+checkout, so ``circuitgen.paths`` still finds the project's files), the patch is applied, and the mutant's
 test files run against the copy (``PYTHONPATH`` first, ``-m "not slow and not book"``, ``-x``).
 A mutant is *caught* when pytest reports a failure, *NOT caught* when every test passes.
 
@@ -11,8 +11,9 @@ A mutant is *caught* when pytest reports a failure, *NOT caught* when every test
     .venv/bin/python scripts/mutants.py role_io_s1 ...  # some of them
     .venv/bin/python scripts/mutants.py --list
 
-Exit status: 0 when every mutant is caught, 1 when one survives, 2 on a patch that no longer
-applies or a run that errors in another way (collection errors, a crash). To add a mutant, append
+First the mutants' tests run once on an unmutated copy: they must pass, or every mutant would
+look caught. Exit status: 0 when every mutant is caught, 1 when one survives, 2 when the baseline
+fails, a patch no longer applies, or a run errors in another way (collection errors, a crash). To add a mutant, append
 a :class:`Mutant` to :data:`MUTANTS` (see README.md, "Measuring the test suite").
 """
 
@@ -127,8 +128,11 @@ MUTANTS: list[Mutant] = [
 
 def _copy_tree(tmp: pathlib.Path) -> None:
     shutil.copytree(ROOT / "lib", tmp / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("data",):  # circuitgen.paths finds data/ beside lib/
-        os.symlink(ROOT / name, tmp / name)
+    # Everything else of the checkout is linked, so circuitgen.paths sees a checkout (data/ and
+    # pyproject.toml beside lib/) and reads the project's files.
+    for entry in ROOT.iterdir():
+        if entry.name not in ("lib", ".git"):
+            os.symlink(entry, tmp / entry.name)
 
 
 def check(m: Mutant, lib: pathlib.Path) -> None:
@@ -146,12 +150,15 @@ def apply(m: Mutant, lib: pathlib.Path) -> None:
     path.write_text(path.read_text().replace(m.search, m.replace))
 
 
-def run(m: Mutant, keep: bool = False) -> tuple[str, float, str]:
-    """('caught' | 'NOT caught' | 'error', seconds, the tail of pytest's output)."""
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"mutant-{m.name}-"))
+def run(m: Mutant | None, keep: bool = False, tests: tuple[str, ...] = ()) -> tuple[str, float, str]:
+    """('caught' | 'NOT caught' | 'error', seconds, the tail of pytest's output); ``m=None``
+    runs ``tests`` on an unmutated copy (the baseline, which must pass)."""
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"mutant-{m.name if m else 'none'}-"))
+    tests = m.tests if m else tests
     try:
         _copy_tree(tmp)
-        apply(m, tmp / "lib")
+        if m is not None:
+            apply(m, tmp / "lib")
         env = os.environ | {"PYTHONPATH": str(tmp / "lib") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                             "PYTHONDONTWRITEBYTECODE": "1"}
         where = subprocess.run([sys.executable, "-c", "import circuitgen; print(circuitgen.__file__)"],
@@ -161,7 +168,7 @@ def run(m: Mutant, keep: bool = False) -> tuple[str, float, str]:
                              f"{where.stderr.strip()[-500:]}); is circuitgen on PYTHONPATH already?")
         t0 = time.time()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                               "-m", "not slow and not book", *m.tests],
+                               "-m", "not slow and not book", *tests],
                               env=env, capture_output=True, text=True, cwd=ROOT)
         took = time.time() - t0
     finally:
@@ -179,6 +186,8 @@ def main() -> int:
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--verbose", "-v", action="store_true", help="print pytest's output tail")
     p.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip checking that the tests pass on the unmutated copy first")
     args = p.parse_args()
     if args.list:
         for m in MUTANTS:
@@ -193,6 +202,15 @@ def main() -> int:
     # Check every patch applies before spending minutes on tests.
     for m in chosen:
         check(m, ROOT / "lib")
+    if not args.no_baseline:  # a test that fails anyway would "catch" every mutant
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        verdict, took, tail = run(None, keep=args.keep, tests=tests)
+        print(f"{'baseline':11} {'(no mutant)':32} {took:6.1f} s  the tests pass unmutated: "
+              f"{verdict == 'NOT caught'}", flush=True)
+        if verdict != "NOT caught":
+            print("    " + tail.replace("\n", "\n    "), file=sys.stderr)
+            print("the tests fail without any mutant; fix them first.", file=sys.stderr)
+            return 2
     results = []
     for m in chosen:
         verdict, took, tail = run(m, keep=args.keep)
