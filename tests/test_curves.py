@@ -108,3 +108,18 @@ def test_smallest_in_band_refines_between_grid_points(tiny_llama, prompts):
     assert 0.999 <= float((ld[2] - ld[1]) / (ld[0] - ld[1])) <= 1.001
     assert k > grid[1] or norm[1] >= 0.999
     assert C.smallest_in_band(s, rank, grid, [0.1, 0.2, 0.3]) == (None, [])
+
+
+def test_resumed_runner_equals_the_tiled_engine(tiny_llama, prompts):
+    """Setting runs its variants resumed (shared prefixes); the plain tiled engine is the oracle.
+    One circuit lives only in layer 1, so it shares layer 0 with the empty circuit."""
+
+    s = C.Setting(tiny_llama, prompts, method="mean", batch_size=5)
+    upper = [N.Node(1, h, r) for h in (0, 2) for r in ("END", "S2")]
+    circuits = [C.FULL, [], upper, C.random_circuit(2, tiny_llama.cfg.n_heads, 9, seed=3)]
+    got = s.logit_diffs(circuits)
+    for sl, batch, replace in s._parts:
+        keep = torch.stack([C._keep(tiny_llama, batch, c) for c in circuits])
+        want = A.run_variants(tiny_llama, batch, keep, replace)
+        torch.testing.assert_close(got[:, sl], want, atol=1e-5, rtol=0)
+    assert not torch.allclose(got[2], got[1], atol=1e-3)  # the layer-1 circuit changes something

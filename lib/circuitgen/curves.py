@@ -13,9 +13,10 @@ with the empty circuit:
   normalised faithfulness (higher is better), **CMD** = area under |1 − faithfulness| (lower is
   better).
 
-All variants of a prompt chunk run in tiled forward passes of the ablation engine
-(:func:`circuitgen.ablation.run_variants`), so the clean model, the empty circuit and every size
-share one tokenisation and one reference.
+All variants of a prompt chunk run through :func:`circuitgen.resume.run_variants_resumed` (the
+ablation engine's variants, each block run once per distinct prefix), so the clean model, the
+empty circuit and every size share one tokenisation, one reference and the blocks below their
+first difference.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from circuitgen import ablation as A
 from circuitgen import batch as B
 from circuitgen import nodes as N
+from circuitgen import resume
 
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 TARGET_BAND = (0.85, 1.15)
@@ -77,11 +79,15 @@ class Setting:
         for sl, batch, replace in self._parts:
             for vs in B.chunks(len(circuits), tile):
                 keep = torch.stack([_keep(self.model, batch, c) for c in circuits[vs]])
-                out[vs, sl] = A.run_variants(self.model, batch, keep, replace)
+                # blocks below a variant's first difference from the others run once
+                out[vs, sl] = resume.run_variants_resumed(self.model, batch, keep, replace)
         return out
 
 
 FULL: tuple = ("FULL",)
+# prompt columns carried into a score table, where the prompts have them (the variation families'
+# family and condition let a sweep's scores be summarised per condition)
+ID_COLUMNS = ("prompt_id", "family", "condition", "template", "order", "held_out_template")
 
 
 def _keep(model, batch, circuit) -> torch.Tensor:
@@ -96,8 +102,7 @@ def score_circuits(setting: Setting, circuits: dict[str, Sequence[N.Node]], tile
     logit_diff (F(M)), empty_logit_diff (F(∅)), circuit_logit_diff (F(C))``."""
     labels = list(circuits)
     ld = setting.logit_diffs([FULL, [], *circuits.values()], tile=tile)
-    base = setting.df[[c for c in ("prompt_id", "template", "order", "held_out_template")
-                       if c in setting.df.columns]]
+    base = setting.df[[c for c in ID_COLUMNS if c in setting.df.columns]]
     frames = []
     for i, label in enumerate(labels):
         f = base.copy()
