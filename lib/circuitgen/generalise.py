@@ -1,0 +1,78 @@
+"""The week-13 circuits on the variation families of weeks 8-11 (issue 11, week 14).
+
+Which circuits are under test is fixed in the lab notebook's "weeks 14-15 plan": each discovery
+method's chosen circuit (the smallest in the target band, written by week 13 to
+``data/circuits/<model>-ioi-<method>.yaml``), each method's top 5% of head nodes (one size for
+all methods) and the week-6 circuit. :func:`score_family` scores them on one family's prompts
+under mean and resample ablation, with the same ablation reference as the sweeps (ABC prompts
+grouped by condition and order), and caches the long table under ``data/scores/`` with a
+fingerprint of the prompts and circuits (:mod:`circuitgen.tables`): a stale file is recomputed.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+
+import pandas as pd
+
+from circuitgen import circuits as CS
+from circuitgen import curves as C
+from circuitgen import faithful, variations
+from circuitgen import nodes as N
+from circuitgen import tables as T
+from circuitgen.paths import CIRCUITS_DIR, DATA_DIR
+
+FAMILIES = tuple(variations.FAMILIES)  # lexical, syntactic, domain, adversarial
+MID_FRACTION_INDEX = 5  # C.MIB_FRACTIONS[5] = 5% of all head nodes
+
+
+def circuits_under_test(model, output_dir: str | pathlib.Path | None = None,
+                        methods: Sequence[str] = faithful.METHODS) -> dict[str, list[N.Node]]:
+    """``{label: nodes}``: ``<method>`` (chosen), ``<method> top <k>`` and ``week 6``.
+
+    Reads what weeks 6 and 13 wrote (``output_dir`` for a non-reference run); a missing file
+    says which notebook makes it."""
+    name = model.circuitgen.model
+    spec_dir = CIRCUITS_DIR if output_dir is None else pathlib.Path(output_dir)
+    disc_dir = (DATA_DIR if output_dir is None else pathlib.Path(output_dir)) / "discovery"
+    cfg = model.cfg
+    k_mid = C.counts_for(cfg.n_layers * cfg.n_heads * len(N.NODE_ROLES))[MID_FRACTION_INDEX]
+    out: dict[str, list[N.Node]] = {}
+    for m in methods:
+        spec_path = spec_dir / f"{name.replace('/', '--')}-ioi-{m}.yaml"
+        table_path = disc_dir / f"{name.replace('/', '--')}-{m}-set1.csv"
+        for path in (spec_path, table_path):
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{path}: missing. Week 13 writes it: run notebooks/w13-faithful-circuits with "
+                    f"MODEL={name!r} (and the same OUTPUT_DIR) first.")
+        out[m] = CS.load_circuit(spec_path).nodes()
+        out[f"{m} top {k_mid}"] = faithful.ranking(T.load_table(table_path).df)[:k_mid]
+    out["week 6"] = CS.found_circuit(name, None, output_dir).nodes()
+    return out
+
+
+def family_prompts(model, family: str, seed: int, n_per_condition: int = 20) -> pd.DataFrame:
+    """The family's prompts as weeks 8-11 made them (same generator, seed and size), keeping only
+    the rows this model can score (the rest are counted in the table's metadata)."""
+    from circuitgen.scorer import _valid_rows
+
+    df = variations.generate_family(family, model, n_per_condition=n_per_condition, seed=seed).df
+    _, good = _valid_rows(model, df, skip_invalid=True)
+    return good.reset_index(drop=True)
+
+
+def score_family(model, family: str, seed: int, circuits: dict[str, Sequence[N.Node]], *,
+                 n_per_condition: int = 20, ablations: Sequence[str] = ("mean", "resample"),
+                 out_dir: str | pathlib.Path | None = None, log=print) -> T.ResultTable:
+    """Per-prompt scores of ``circuits`` on ``family``'s prompts (seed ``seed``), cached as
+    ``data/scores/<model>-<family>-seed<seed>-circuits.csv``: the long table of
+    :func:`circuitgen.curves.score_circuits` with ``family`` and ``condition``."""
+    prompts = family_prompts(model, family, seed, n_per_condition)
+    out = pathlib.Path(out_dir) if out_dir else DATA_DIR / "scores"
+    return faithful.circuit_scores(model, prompts, dict(circuits), f"{family}-seed{seed}-circuits",
+                                   ablations=ablations, out_dir=out, log=log)
+
+
+__all__ = ["FAMILIES", "circuits_under_test", "family_prompts", "score_family"]

@@ -1,0 +1,42 @@
+"""Week 14's expensive step outside the notebook: the week-13 circuits (each method's chosen
+circuit and top 5% of nodes) and the week-6 circuit scored on every variation family of weeks
+8-11, under mean and resample ablation. Writes the cached tables the chapter reads
+(data/scores/<model>-<family>-seed<seed>-circuits.csv for the reference model); a table whose
+inputs are unchanged is re-used.
+
+    python scripts/week14.py                      # every family, seeds 0 and 1
+    python scripts/week14.py --families domain --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from circuitgen import generalise, runtime
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--families", nargs="*", default=list(generalise.FAMILIES), choices=generalise.FAMILIES)
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
+    p.add_argument("--n-per-condition", type=int, default=20)
+    p.add_argument("--output-dir", default=None, help="non-reference runs: where weeks 6 and 13 wrote")
+    args = p.parse_args()
+    model = runtime.start(args.model)
+    circuits = generalise.circuits_under_test(model, args.output_dir)
+    print("circuits:", ", ".join(f"{k} ({len(v)} nodes)" for k, v in circuits.items()), flush=True)
+    out = None if args.output_dir is None else f"{args.output_dir}/scores"
+    for seed in args.seeds:
+        for family in args.families:
+            t0 = time.perf_counter()
+            table = generalise.score_family(model, family, seed, circuits,
+                                            n_per_condition=args.n_per_condition, out_dir=out)
+            print(f"{family} seed {seed}: {table.df.prompt_id.nunique()} prompts, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

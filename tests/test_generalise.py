@@ -1,0 +1,74 @@
+"""The week-13 circuits on a variation family (circuitgen.generalise), on tiny-gpt2."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from circuitgen import circuits as CS
+from circuitgen import curves as C
+from circuitgen import generalise as G
+from circuitgen import nodes as N
+from circuitgen import scorer
+from circuitgen import tables as T
+
+PROV = {"method": "eap-ig", "threshold": 0.1, "discovery_set": "set1", "date": "2026-11-26", "n_prompts": 8}
+
+
+@pytest.fixture(scope="module")
+def circuits_():
+    return {"upper": [N.Node(1, 0, "END"), N.Node(1, 3, "S2")],
+            "mixed": [N.Node(0, 2, "S2"), N.Node(0, 2, "END"), N.Node(1, 1, "END")]}
+
+
+def test_scores_carry_conditions_and_are_cached(tiny_gpt2, circuits_, tmp_path):
+    logs: list[str] = []
+    t = G.score_family(tiny_gpt2, "domain", 0, circuits_, n_per_condition=2, out_dir=tmp_path,
+                       log=logs.append).df
+    prompts = G.family_prompts(tiny_gpt2, "domain", 0, n_per_condition=2)
+    assert len(t) == 2 * len(circuits_) * len(prompts)  # two ablations
+    assert set(t.condition) == set(prompts.condition) and set(t.family) == {"domain"}
+    again = G.score_family(tiny_gpt2, "domain", 0, circuits_, n_per_condition=2, out_dir=tmp_path,
+                           log=logs.append).df
+    assert any("reusing" in line for line in logs)
+    assert again.circuit_logit_diff.tolist() == pytest.approx(t.circuit_logit_diff.tolist(), abs=1e-6)
+
+
+def test_mean_scores_equal_the_scorer_with_the_sweeps_reference(tiny_gpt2, circuits_, tmp_path):
+    """The node circuit under the default (condition, order) reference scores as the week-7
+    scorer scores the same nodes written as a spec (another route to the keep masks)."""
+    t = G.score_family(tiny_gpt2, "domain", 0, circuits_, n_per_condition=2, out_dir=tmp_path,
+                       ablations=("mean",), log=lambda *_: None).df
+    prompts = G.family_prompts(tiny_gpt2, "domain", 0, n_per_condition=2)
+    for label, nodes in circuits_.items():
+        spec = CS.spec_from_nodes(nodes, tiny_gpt2, provenance=PROV)
+        want = scorer.score_circuit(tiny_gpt2, spec, prompts, knockouts=False, progress=False)
+        got = t[t.circuit == label].set_index("prompt_id").loc[want.prompt_id]
+        torch.testing.assert_close(torch.tensor(got.circuit_logit_diff.values),
+                                   torch.tensor(want.circuit_logit_diff.values), atol=1e-4, rtol=0)
+        torch.testing.assert_close(torch.tensor(got.empty_logit_diff.values),
+                                   torch.tensor(want.empty_logit_diff.values), atol=1e-4, rtol=0)
+
+
+def test_circuits_under_test_reads_what_weeks_6_and_13_wrote(tiny_gpt2, tmp_path):
+    name = tiny_gpt2.circuitgen.model
+    nodes = [N.Node(1, 0, "END"), N.Node(0, 1, "S2")]
+    (tmp_path / "discovery").mkdir()
+    every = N.head_nodes(tiny_gpt2.cfg.n_layers, tiny_gpt2.cfg.n_heads)
+    for m in ("eap-ig",):
+        CS.spec_from_nodes(nodes, tiny_gpt2, provenance={**PROV, "method": m}).to_yaml(tmp_path / f"{name}-ioi-{m}.yaml")
+        ranked = N.score_frame(torch.arange(len(every), dtype=torch.float).reshape(
+            tiny_gpt2.cfg.n_layers, tiny_gpt2.cfg.n_heads, len(N.NODE_ROLES)))
+        T.ResultTable(ranked.assign(rank=ranked["score"].rank(ascending=False))).save(
+            tmp_path / "discovery" / f"{name}-{m}-set1.csv")
+    with pytest.raises(Exception, match="week 6|w06|Week 6"):
+        G.circuits_under_test(tiny_gpt2, tmp_path, methods=("eap-ig",))
+    CS.spec_from_nodes(nodes, tiny_gpt2, provenance=PROV).to_yaml(tmp_path / f"{name}-ioi.yaml")
+    got = G.circuits_under_test(tiny_gpt2, tmp_path, methods=("eap-ig",))
+    k = C.counts_for(len(every))[G.MID_FRACTION_INDEX]
+    assert got["eap-ig"] == sorted(nodes) and got["week 6"] == sorted(nodes)
+    assert len(got[f"eap-ig top {k}"]) == k
+    top = got[f"eap-ig top {k}"][0]  # the highest score: the last layer, head and role
+    assert (top.layer, top.head) == (tiny_gpt2.cfg.n_layers - 1, tiny_gpt2.cfg.n_heads - 1)
+    with pytest.raises(FileNotFoundError, match="w13-faithful-circuits"):
+        G.circuits_under_test(tiny_gpt2, tmp_path, methods=("pruning",))
