@@ -13,8 +13,9 @@ A mutant is *caught* when pytest reports a failure, *NOT caught* when every test
 
 First the mutants' tests run once on an unmutated copy: they must pass, or every mutant would
 look caught. Exit status: 0 when every mutant is caught, 1 when one survives, 2 when the baseline
-fails, a patch no longer applies, or a run errors in another way (collection errors, a crash). To add a mutant, append
-a :class:`Mutant` to :data:`MUTANTS` (see README.md, "Measuring the test suite").
+fails, a patch no longer applies, or a run errors in another way (collection errors, a crash).
+To add a mutant, append a :class:`Mutant` to :data:`MUTANTS` (see README.md, "Measuring the test
+suite").
 """
 
 from __future__ import annotations
