@@ -440,8 +440,9 @@ if len(stab):
 # - **Bigger is not always more faithful.** Between the chosen size and the 1% grid point the
 #   curves dip: at {glue:text}`w13_dip_k:d` nodes EAP-IG's circuit keeps
 #   {glue:text}`w13_eap_ig_dip:.2f` and path patching's {glue:text}`w13_path_patching_dip:.2f`
-#   under mean ablation, once nodes that write against the answer (such as a negative name mover)
-#   are in and the heads that offset them are not yet; EAP-IG's curve then overshoots the band
+#   under mean ablation (our reading, not tested here: nodes that write against the answer, such
+#   as the negative name mover 24.4, enter before the heads that offset them); EAP-IG's curve then
+#   overshoots the band
 #   ({glue:text}`w13_eap_ig_peak:.2f` at its highest) before settling near 1.
 # - **Held-out templates.** On the {glue:text}`w13_n_held_out:d` prompts in unseen templates the
 #   intervals are wide: EAP-IG's circuit keeps {glue:text}`w13_eap_ig_heldout:.2f`
