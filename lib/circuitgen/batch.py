@@ -73,7 +73,7 @@ def encode(model, df: pd.DataFrame, prompt_col: str = "prompt") -> IOIBatch:
     for i, seq in enumerate(seqs):
         tokens[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
-    pos = {role: torch.tensor(df[col].astype("int64").to_numpy(), dtype=torch.long)
+    pos = {role: torch.tensor(df[col].astype("int64").to_numpy().copy(), dtype=torch.long)
            for role, col in POSITION_COLUMNS.items()}
     io_id = torch.tensor([answer_id(tok, n) for n in df["io"]])
     s_id = torch.tensor([answer_id(tok, n) for n in df["s"]])

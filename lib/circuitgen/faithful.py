@@ -180,7 +180,7 @@ def size_curves(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Nod
 
     def compute():
         t0 = time.perf_counter()
-        return T.ResultTable(split_label(_score_under(model, prompts, circuits, ablations)),
+        return T.ResultTable(split_label(score_under(model, prompts, circuits, ablations)),
                              {"seconds": round(time.perf_counter() - t0, 1)})
 
     return T.cached(path, inputs, compute, meta={"n_nodes": n_nodes, "fractions": list(fractions),
@@ -221,16 +221,19 @@ def circuit_scores(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
               "ablations": list(ablations), "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
 
-    return T.cached(path, inputs, lambda: _score_under(model, prompts, circuits, ablations), log=log)
+    return T.cached(path, inputs, lambda: score_under(model, prompts, circuits, ablations), log=log)
 
 
-def _score_under(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.Node]],
-                 ablations: Sequence[str]) -> pd.DataFrame:
-    """Per-prompt scores of every circuit under each ablation, one long table."""
-    frames = [C.score_circuits(C.Setting(model, prompts, method=a), dict(circuits)) for a in ablations]
+def score_under(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.Node]],
+                ablations: Sequence[str], means=None) -> pd.DataFrame:
+    """Per-prompt scores of every circuit under each ablation, one long table. ``means``: a
+    mean-ablation reference made for a larger prompt set these prompts belong to (so a subset
+    scores as it does inside the whole set); by default the prompts' own."""
+    frames = [C.score_circuits(C.Setting(model, prompts, method=a, means=means if a == "mean" else None),
+                               dict(circuits)) for a in ablations]
     return pd.concat(frames, ignore_index=True)
 
 
 __all__ = ["VERSION", "METHODS", "MethodConfig", "discover", "ranking", "curve_circuits",
            "n_ranked", "split_label", "stability", "selection_frequency", "size_curves", "smallest",
-           "circuit_scores"]
+           "circuit_scores", "score_under"]

@@ -25,6 +25,10 @@ from circuitgen.paths import CIRCUITS_DIR, DATA_DIR
 
 FAMILIES = tuple(variations.FAMILIES)  # lexical, syntactic, domain, adversarial
 MID_FRACTION_INDEX = 5  # C.MIB_FRACTIONS[5] = 5% of all head nodes
+# each family's reference condition, as weeks 8-11 chose it
+BASES = {"lexical": "objects_base", "syntactic": "order_abba", "domain": "everyday",
+         "adversarial": "base"}
+VERDICTS = ("holds", "degrades", "exceeds", "unclear")
 
 
 def circuits_under_test(model, output_dir: str | pathlib.Path | None = None,
@@ -75,4 +79,57 @@ def score_family(model, family: str, seed: int, circuits: dict[str, Sequence[N.N
                                    ablations=ablations, out_dir=out, log=log)
 
 
-__all__ = ["FAMILIES", "circuits_under_test", "family_prompts", "score_family"]
+def load_scores(model_name: str, family: str, seed: int,
+                out_dir: str | pathlib.Path | None = None) -> pd.DataFrame:
+    """The long score table :func:`score_family` wrote (a missing file says how to make it)."""
+    out = pathlib.Path(out_dir) if out_dir else DATA_DIR / "scores"
+    path = out / f"{model_name.replace('/', '--')}-{family}-seed{seed}-circuits.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; make it with `python scripts/week14.py "
+                                f"--model {model_name} --families {family} --seeds {seed}`.")
+    return T.load_table(path).df
+
+
+def faithfulness_verdict(estimate: float, difference: float, q: float,
+                         band: tuple[float, float] = C.TARGET_BAND, fdr: float = 0.05) -> str:
+    """The pre-registered verdict (LAB_NOTEBOOK, weeks 14-15 plan): *holds* in the band;
+    *degrades* below it and clearly below the reference (BH q < ``fdr``); *exceeds* above it and
+    clearly above; else *unclear* (no clear difference is not "the same"). The reference
+    condition (no contrast: NaN ``q``) can only hold or be unclear."""
+    if pd.isna(estimate):
+        return "unclear"
+    if band[0] <= estimate <= band[1]:
+        return "holds"
+    clear = not pd.isna(q) and q < fdr
+    if estimate < band[0] and clear and difference < 0:
+        return "degrades"
+    if estimate > band[1] and clear and difference > 0:
+        return "exceeds"
+    return "unclear"
+
+
+def verdict_table(scores: pd.DataFrame, base: str, *, seed: int = 0) -> pd.DataFrame:
+    """Per (circuit, ablation, condition) of one family's long score table: n, n_templates, the
+    normalised faithfulness with its template-bootstrap 95% interval, the difference from
+    ``base`` with its interval, p and BH q (across the family's conditions, per circuit and
+    ablation), and :func:`faithfulness_verdict`."""
+    from circuitgen import sweeps
+
+    frames = []
+    for (circuit, ablation), g in scores.groupby(["circuit", "ablation"], sort=False):
+        est = sweeps.condition_intervals(g, "normalised", seed=seed)
+        diff = sweeps.difference_from_reference(g, base, "normalised", seed=seed)
+        diff = diff[["difference", "lo", "hi", "p", "q"]].add_prefix("diff_").rename(
+            columns={"diff_difference": "difference", "diff_p": "p", "diff_q": "q"})
+        t = est.join(diff).reset_index().rename(columns={"n_clusters": "n_templates"})
+        t.insert(0, "ablation", ablation)
+        t.insert(0, "circuit", circuit)
+        t.insert(3, "n_nodes", int(g.n_nodes.iloc[0]))
+        t["reference"] = t.condition == base
+        t["verdict"] = [faithfulness_verdict(e, d, q) for e, d, q in zip(t.estimate, t.difference, t.q)]
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
+
+
+__all__ = ["FAMILIES", "BASES", "VERDICTS", "circuits_under_test", "family_prompts",
+           "score_family", "load_scores", "faithfulness_verdict", "verdict_table"]

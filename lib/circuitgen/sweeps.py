@@ -156,6 +156,19 @@ def by_condition(scores: pd.DataFrame, seed: int = 0, by: str = "condition",
     return out
 
 
+def condition_intervals(scores: pd.DataFrame, stat: str, by: str = "condition", seed: int = 0,
+                        cluster: str | None = CLUSTER) -> pd.DataFrame:
+    """One statistic per condition (in order of appearance): ``n``, ``n_clusters``, ``estimate``
+    with its 95% ``lo``/``hi`` (as :func:`by_condition`, for any statistic ``_stat_values``
+    knows, e.g. ``normalised``)."""
+    ok = _scored(scores)
+    sig = main_signature(scores)
+    rows = [{by: key, "n": len(g), "n_clusters": len(set(_clusters(g, cluster))),
+             **dict(zip(("estimate", "lo", "hi"), _interval(g, stat, sig, cluster, seed)))}
+            for key, g in ok.groupby(by, sort=False)]
+    return pd.DataFrame(rows, columns=[by, "n", "n_clusters", "estimate", "lo", "hi"]).set_index(by)
+
+
 def interval_note(cluster: str | None) -> str:
     """One sentence saying how :func:`by_condition`'s intervals were made."""
     boot = (f"a percentile bootstrap resampling whole {cluster}s" if cluster
@@ -222,7 +235,8 @@ def worst_prompts(scores: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 
 
 def _scored(scores: pd.DataFrame) -> pd.DataFrame:
-    return scores[scores.status == "ok"]
+    """The scored rows: status ``ok`` (a node-circuit table without ``status`` is all scored)."""
+    return scores[scores.status == "ok"] if "status" in scores.columns else scores
 
 
 def flag_lines(scores: pd.DataFrame, prompt_set: PromptSet | None = None, table: pd.DataFrame | None = None,
@@ -253,10 +267,18 @@ def flag_lines(scores: pd.DataFrame, prompt_set: PromptSet | None = None, table:
 
 
 def _stat_values(ok: pd.DataFrame, stat: str, sig: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-prompt values of ``stat`` (numerator and denominator for the ratio ``faithfulness``; 0/1
-    for a proportion). Besides :data:`STATS`, any numeric or boolean column of the scores."""
+    """Per-prompt values of ``stat`` (numerator and denominator for the ratios ``faithfulness`` and
+    ``normalised``; 0/1 for a proportion). Besides :data:`STATS`: ``normalised``, the faithfulness
+    net of the empty circuit, (F(C) - F(∅)) / (F(M) - F(∅)) as a ratio of means (scores with an
+    ``empty_logit_diff`` column), and any numeric or boolean column of the scores."""
     if stat == "faithfulness":
         return ok.circuit_logit_diff.to_numpy(float), ok.logit_diff.to_numpy(float)
+    if stat == "normalised":
+        if "empty_logit_diff" not in ok.columns:
+            raise KeyError("'normalised' needs the empty circuit's logit difference: score with "
+                           "circuitgen.curves.score_circuits (column empty_logit_diff).")
+        empty = ok.empty_logit_diff.to_numpy(float)
+        return ok.circuit_logit_diff.to_numpy(float) - empty, ok.logit_diff.to_numpy(float) - empty
     if stat == "accuracy":
         return (ok.logit_diff > 0).to_numpy(float), None
     if stat == "circuit_accuracy":
@@ -698,4 +720,5 @@ __all__ = ["run_sweep", "by_condition", "ratio_of_means_ci", "format_table", "pl
            "compare_with_reference", "contrast_table", "replication_table", "is_proportion", "interval_note",
            "PROPORTION_STATS", "CLUSTER", "FDR", "failure_counts", "worst_prompt_lines", "prompt_set_name",
            "save_prompt_set", "shown_path", "STATS", "pair_contrasts", "format_contrasts", "reference_line",
-           "names_or_none", "findings", "condition_values", "verdict", "contrast_values"]
+           "names_or_none", "findings", "condition_values", "verdict", "contrast_values",
+           "condition_intervals"]
