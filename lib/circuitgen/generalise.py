@@ -131,5 +131,40 @@ def verdict_table(scores: pd.DataFrame, base: str, *, seed: int = 0) -> pd.DataF
     return pd.concat(frames, ignore_index=True)
 
 
+def family_verdicts(tables: dict[str, pd.DataFrame], *, seed: int = 0) -> pd.DataFrame:
+    """:func:`verdict_table` of each family's scores (``{family: long table}``), stacked with a
+    ``family`` column; BH runs within each family, per circuit and ablation."""
+    return pd.concat([verdict_table(t, BASES[f], seed=seed).assign(family=f)
+                      for f, t in tables.items()], ignore_index=True)
+
+
+def verdict_counts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Conditions per verdict, per (circuit, ablation), with ``n`` conditions and ``within``: how
+    many whole 95% intervals lie inside the band (a stricter reading than the pre-registered
+    rule, which looks at the estimate)."""
+    lo, hi = C.TARGET_BAND
+    v = verdicts.assign(within=(verdicts.lo >= lo) & (verdicts.hi <= hi))
+    counts = pd.crosstab([v.circuit, v.ablation], v.verdict).reindex(columns=list(VERDICTS), fill_value=0)
+    counts["n"] = counts.sum(axis=1)
+    counts["within"] = v.groupby(["circuit", "ablation"]).within.sum()
+    order = list(dict.fromkeys(zip(verdicts.circuit, verdicts.ablation)))
+    return counts.reindex(order)
+
+
+def replication(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """The verdicts of two draws side by side (``verdict``, ``verdict_rep``); ``replicates`` is
+    set where the first draw found a difference (*degrades* or *exceeds*): whether the second
+    draw gave the same verdict."""
+    keys = ["family", "condition", "circuit", "ablation"]
+    m = first[keys + ["estimate", "verdict"]].merge(
+        second[keys + ["estimate", "verdict"]], on=keys, suffixes=("", "_rep"), how="left",
+        validate="one_to_one")
+    found = m.verdict.isin(["degrades", "exceeds"])
+    m["replicates"] = pd.Series(pd.NA, index=m.index, dtype="boolean")
+    m.loc[found, "replicates"] = (m.verdict_rep == m.verdict)[found]
+    return m
+
+
 __all__ = ["FAMILIES", "BASES", "VERDICTS", "circuits_under_test", "family_prompts",
-           "score_family", "load_scores", "faithfulness_verdict", "verdict_table"]
+           "score_family", "load_scores", "faithfulness_verdict", "verdict_table",
+           "family_verdicts", "verdict_counts", "replication"]

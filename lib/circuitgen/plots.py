@@ -4,7 +4,9 @@
   positive red) and limits symmetric about zero, so the colours mean the same in every chapter;
 - :func:`size_curve`: faithfulness against circuit size, one line per method, with intervals,
   random circuits and single circuits as points, the target band shaded;
-- :func:`circuit_graph`: a node-level circuit as a graph: role position across, layer up.
+- :func:`circuit_graph`: a node-level circuit as a graph: role position across, layer up;
+- :func:`condition_forest`: an estimate with its interval per condition (rows grouped by family)
+  and circuit (one marker each), the target band shaded, values beyond the axis marked at its edge.
 """
 
 from __future__ import annotations
@@ -92,4 +94,50 @@ def circuit_graph(ax, nodes: Sequence[N.Node], n_layers: int, *, title: str,
     ax.grid(axis="x", alpha=0.3)
 
 
-__all__ = ["DIVERGING", "ROLE_ORDER", "head_heatmap", "size_curve", "circuit_graph"]
+def condition_forest(ax, table: pd.DataFrame, circuits: Sequence[str], *, title: str,
+                     xlabel: str = "normalised faithfulness", band: tuple[float, float] | None = (0.85, 1.15),
+                     xlim: tuple[float, float] = (-0.5, 2.5), labels: bool = True):
+    """``table``: rows with ``family, condition, circuit, estimate, lo, hi`` (and ``reference``,
+    the family's reference condition, shown in bold). One row per (family, condition) in order
+    of appearance; circuits side by side within a row. Intervals are clipped to ``xlim``; an
+    estimate beyond it is drawn at the edge as a triangle pointing outwards."""
+    rows = list(dict.fromkeys(zip(table.family, table.condition)))
+    y = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
+    if band is not None:
+        ax.axvspan(*band, color="0.9", zorder=0)
+    ax.axvline(0, color="0.6", lw=0.8)
+    ax.axvline(1, color="0.6", lw=0.8, ls=":")
+    step = 0.8 / max(1, len(circuits))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, c in enumerate(circuits):
+        t = table[table.circuit == c]
+        ys = np.array([y[(f, k)] for f, k in zip(t.family, t.condition)]) + 0.4 - step * (j + 0.5)
+        est = t.estimate.to_numpy(float)
+        lo, hi = np.clip(t.lo.to_numpy(float), *xlim), np.clip(t.hi.to_numpy(float), *xlim)
+        inside = (est >= xlim[0]) & (est <= xlim[1])
+        pe = np.clip(est, *xlim)
+        col = colours[j % len(colours)]
+        ax.errorbar(pe[inside], ys[inside], xerr=[pe[inside] - lo[inside], hi[inside] - pe[inside]],
+                    fmt="o", ms=3.5, lw=1, color=col, label=c)
+        for side, marker in ((est < xlim[0], "<"), (est > xlim[1], ">")):
+            ax.plot(pe[side], ys[side], marker, ms=5, color=col, ls="none")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_yticks([y[r] for r in rows])
+    ref = set()
+    if "reference" in table.columns:
+        ref = set(zip(table.family[table.reference], table.condition[table.reference]))
+    ax.set_yticklabels([f"{f}: {k}" for f, k in rows] if labels else [])
+    for tick, r in zip(ax.get_yticklabels(), rows):
+        if r in ref:
+            tick.set_fontweight("bold")
+    families = [f for f, _ in rows]
+    for i in range(1, len(rows)):
+        if families[i] != families[i - 1]:
+            ax.axhline(y[rows[i]] + 0.5, color="0.4", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return ax
+
+
+__all__ = ["DIVERGING", "ROLE_ORDER", "head_heatmap", "size_curve", "circuit_graph", "condition_forest"]
