@@ -165,6 +165,26 @@ def replication(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     return m
 
 
+def answer_table(tables: dict[str, pd.DataFrame], verdicts: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """The series' answer per (family, circuit, ablation): the family's pooled normalised
+    faithfulness (all its prompts, 95% interval resampling templates) and how many of its
+    conditions hold / degrade / exceed / are unclear."""
+    from circuitgen import sweeps
+
+    rows = []
+    for family, t in tables.items():
+        for (circuit, ablation), g in t.groupby(["circuit", "ablation"], sort=False):
+            est = sweeps.condition_intervals(g.assign(_all=family), "normalised", by="_all",
+                                             seed=seed).iloc[0]
+            v = verdicts[(verdicts.family == family) & (verdicts.circuit == circuit)
+                         & (verdicts.ablation == ablation)].verdict.value_counts()
+            rows.append({"family": family, "circuit": circuit, "ablation": ablation, "n": int(est.n),
+                         "n_templates": int(est.n_clusters), "estimate": est.estimate, "lo": est.lo,
+                         "hi": est.hi, "n_conditions": int(v.sum()),
+                         **{x: int(v.get(x, 0)) for x in VERDICTS}})
+    return pd.DataFrame(rows)
+
+
 __all__ = ["FAMILIES", "BASES", "VERDICTS", "circuits_under_test", "family_prompts",
            "score_family", "load_scores", "faithfulness_verdict", "verdict_table",
-           "family_verdicts", "verdict_counts", "replication"]
+           "family_verdicts", "verdict_counts", "replication", "answer_table"]
