@@ -72,3 +72,25 @@ def test_circuits_under_test_reads_what_weeks_6_and_13_wrote(tiny_gpt2, tmp_path
     assert (top.layer, top.head) == (tiny_gpt2.cfg.n_layers - 1, tiny_gpt2.cfg.n_heads - 1)
     with pytest.raises(FileNotFoundError, match="w13-faithful-circuits"):
         G.circuits_under_test(tiny_gpt2, tmp_path, methods=("pruning",))
+
+
+def test_answer_table_pools_a_family_and_counts_its_verdicts():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for cond, ratio in (("everyday", 1.0), ("law", 0.2), ("science", 1.0)):
+        for i in range(24):
+            ld, empty = rng.uniform(2, 4), rng.uniform(-0.5, 0.5)
+            rows.append({"circuit": "c", "n_nodes": 2, "ablation": "mean", "condition": cond,
+                         "template": f"{cond}:{i % 6}", "prompt_id": len(rows), "logit_diff": ld,
+                         "empty_logit_diff": empty,
+                         "circuit_logit_diff": empty + ratio * (ld - empty) + rng.normal(0, 0.05)})
+    t = pd.DataFrame(rows)
+    verdicts = G.family_verdicts({"domain": t})
+    a = G.answer_table({"domain": t}, verdicts).iloc[0]
+    want = (t.circuit_logit_diff - t.empty_logit_diff).mean() / (t.logit_diff - t.empty_logit_diff).mean()
+    assert a.estimate == pytest.approx(want) and a.lo < want < a.hi
+    assert (a.n, a.n_templates, a.n_conditions) == (72, 18, 3)
+    assert (a.holds, a.degrades, a.exceeds, a.unclear) == (2, 1, 0, 0)
