@@ -512,3 +512,87 @@ def test_heldout_check_reports_a_logit_that_does_not_converge():
     assert np.isnan(row.q_heldout) and row.hi_heldout == np.inf and row.lo_heldout == 0
     assert row.verdict in ("no clear effect", "one set only")
     assert wr.table.loc["model_ld", "verdict"] == "replicates"  # the other terms keep theirs
+
+
+# --------------------------------------------------------------------------------------------
+# Per-circuit inputs from long score tables (week 15)
+
+
+def _long_scores(prompts: pd.DataFrame, circuits=("a", "b"), ablations=("mean", "resample"),
+                 seed: int = 0) -> pd.DataFrame:
+    """A score table in the curves.score_circuits format, values drawn at random."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for abl in ablations:
+        for k, c in enumerate(circuits):
+            f = prompts[["prompt_id", "family", "condition", "template", "order"]].copy()
+            f.insert(0, "circuit", c)
+            f.insert(1, "n_nodes", k + 2)
+            f["logit_diff"] = rng.normal(3, 1, len(f))
+            f["empty_logit_diff"] = rng.normal(0, 1, len(f))
+            f["circuit_logit_diff"] = rng.normal(1, 1, len(f))
+            f["ablation"] = abl
+            frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def family_prompts(tiny_gpt2):
+    df = variations.generate_adversarial(tiny_gpt2, n_per_condition=3, seed=0,
+                                         conditions=["base", "distractor", "double_io"]).df
+    return df.assign(status="ok")
+
+
+def test_circuit_rows_join_scores_to_their_prompts(family_prompts):
+    scores = _long_scores(family_prompts)
+    rows = P.circuit_rows(scores, family_prompts, "b", "resample", source="seed 1")
+    want = scores[(scores.circuit == "b") & (scores.ablation == "resample")]
+    assert len(rows) == len(family_prompts) and (rows.status == "ok").all()
+    assert (rows.source == "seed 1").all()
+    np.testing.assert_array_equal(rows.circuit_logit_diff,
+                                  want.set_index("prompt_id").loc[rows.prompt_id, "circuit_logit_diff"])
+    ft = P.feature_table(rows)  # the existing pipeline runs on it
+    assert (ft.model_ld.to_numpy() == rows.logit_diff.to_numpy()).all()
+    assert ft.loc[rows.condition == "double_io", "io_mentions"].eq(2).all()
+    # shuffled prompt rows are matched by id, not by position
+    again = P.circuit_rows(scores, family_prompts.sample(frac=1, random_state=0), "b", "resample")
+    pd.testing.assert_series_equal(again.set_index("prompt_id").circuit_logit_diff.sort_index(),
+                                   rows.set_index("prompt_id").circuit_logit_diff.sort_index())
+
+
+def test_circuit_rows_raise_on_misaligned_prompts(family_prompts):
+    scores = _long_scores(family_prompts)
+    swapped = family_prompts.copy()
+    swapped.loc[swapped.index[0], "template"] = "ioi:99"  # another draw's prompt under this id
+    with pytest.raises(ValueError, match=r"misaligned: prompt_id 0 has template .*'ioi:99' in the prompts"):
+        P.circuit_rows(scores, swapped, "a")
+    other = family_prompts.copy()
+    other["condition"] = other["condition"].iloc[::-1].to_numpy()
+    with pytest.raises(ValueError, match="misaligned"):
+        P.circuit_rows(scores, other, "a")
+    with pytest.raises(ValueError, match=r"scored but not in the prompts"):
+        P.circuit_rows(scores, family_prompts.iloc[1:], "a")
+    with pytest.raises(ValueError, match=r"in the prompts but not scored"):
+        P.circuit_rows(scores[scores.prompt_id != 2], family_prompts, "a")
+    with pytest.raises(ValueError, match=r"no rows for circuit 'c'.*\['a', 'b'\]"):
+        P.circuit_rows(scores, family_prompts, "c")
+    with pytest.raises(ValueError, match="appears twice"):
+        P.circuit_rows(pd.concat([scores, scores.iloc[:1]]), family_prompts, "a")
+
+
+def test_circuit_inputs_keep_each_rows_source(family_prompts):
+    lex = variations.generate_lexical("tiny-gpt2", n_per_condition=2, seed=1,
+                                      conditions=["names_rare"]).df.assign(status="ok")
+    hand = family_prompts.iloc[:4].assign(template=[f"hand:adversarial:{i}" for i in range(4)])
+    src = P.ScoreSources(
+        train=[("seed 0", _long_scores(family_prompts, seed=1), family_prompts)],
+        heldout=[("seed 1", _long_scores(lex, seed=2), lex),
+                 (P.HANDWRITTEN_SOURCE, _long_scores(hand, seed=3), hand)])
+    assert src.circuits == ["a", "b"]
+    train, held = P.circuit_inputs(src, "a")
+    assert (train.source == "seed 0").all() and train.index.is_unique and held.index.is_unique
+    assert held.source.value_counts().to_dict() == {"seed 1": len(lex), P.HANDWRITTEN_SOURCE: 4}
+    ft_train, ft_held = P.circuit_feature_tables(train, held)
+    assert (ft_held.source == held.source).all() and len(ft_held) == len(held)
+    assert (ft_held.loc[ft_held.source == P.HANDWRITTEN_SOURCE, "template"]
+            .str.startswith("hand:").all())

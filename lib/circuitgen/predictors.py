@@ -602,6 +602,151 @@ def ablation_agreement(a: pd.DataFrame, b: pd.DataFrame, names=("mean", "resampl
     return table, summary
 
 
+
+# --------------------------------------------------------------------------------------------
+# Per-circuit inputs from the week-14 score tables (week 15)
+
+ALIGN_KEYS = ("template", "family", "condition", "order")
+"""Columns a score row and its prompt must agree on (beside ``prompt_id``)."""
+SCORE_COLUMNS = ("circuit", "n_nodes", "ablation", "logit_diff", "empty_logit_diff",
+                 "circuit_logit_diff")
+
+
+def circuit_rows(scores: pd.DataFrame, prompts: pd.DataFrame, circuit: str,
+                 ablation: str = "mean", source: str | None = None) -> pd.DataFrame:
+    """One circuit's rows of a long score table (:func:`circuitgen.curves.score_circuits`
+    format: ``circuit, n_nodes, prompt_id, ..., logit_diff, empty_logit_diff,
+    circuit_logit_diff, ablation``) joined with the prompts they score, as :func:`feature_table`
+    input (``status`` "ok"; ``source`` added when given). The rows are matched by ``prompt_id``
+    and must agree on :data:`ALIGN_KEYS` (those both tables have): prompts regenerated
+    differently from those that were scored (another generator, seed or tokenizer) raise rather
+    than join wrong scores to features."""
+    for name, df, cols in (("scores", scores, ("circuit", "ablation", "prompt_id")),
+                           ("prompts", prompts, ("prompt_id",))):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"the {name} lack column(s) {missing}.")
+    sel = scores[(scores["circuit"] == circuit) & (scores["ablation"] == ablation)]
+    if sel.empty:
+        raise ValueError(f"no rows for circuit {circuit!r} under {ablation!r} ablation; the table "
+                         f"has circuits {sorted(scores['circuit'].unique())} and ablations "
+                         f"{sorted(scores['ablation'].unique())}.")
+    for name, ids in (("score", sel["prompt_id"]), ("prompt", prompts["prompt_id"])):
+        dup = ids[ids.duplicated()]
+        if len(dup):
+            raise ValueError(f"prompt_id {dup.iloc[0]} appears twice among the {name} rows "
+                             f"(circuit {circuit!r}, {ablation!r}); ids must be unique.")
+    only_scores = sorted(set(sel["prompt_id"]) - set(prompts["prompt_id"]))
+    only_prompts = sorted(set(prompts["prompt_id"]) - set(sel["prompt_id"]))
+    if only_scores or only_prompts:
+        raise ValueError(f"scores and prompts do not cover the same prompts: prompt_id(s) "
+                         f"{only_scores[:5]} scored but not in the prompts, {only_prompts[:5]} in "
+                         "the prompts but not scored. Regenerate the prompts exactly as scored, "
+                         "or re-run the scoring (scripts/week14.py, scripts/week15.py).")
+    keys = [c for c in ALIGN_KEYS if c in sel.columns and c in prompts.columns]
+    joined = prompts.merge(sel[["prompt_id", *keys, *[c for c in SCORE_COLUMNS if c in sel]]],
+                           on="prompt_id", how="left", suffixes=("", "__scored"),
+                           validate="one_to_one")
+    for c in keys:
+        bad = joined[c].astype(str) != joined[f"{c}__scored"].astype(str)
+        if bad.any():
+            row = joined[bad].iloc[0]
+            raise ValueError(f"scores and prompts are misaligned: prompt_id {row['prompt_id']} has "
+                             f"{c} {row[f'{c}__scored']!r} in the scores but {row[c]!r} in the "
+                             f"prompts ({int(bad.sum())} row(s) differ). The prompts are not the "
+                             "ones that were scored: regenerate them with the same generator, "
+                             "seed and tokenizer, or re-run the scoring.")
+    out = joined.drop(columns=[f"{c}__scored" for c in keys])
+    out["status"] = "ok"
+    if source is not None:
+        out["source"] = source
+    return out
+
+
+@dataclass
+class ScoreSources:
+    """Score tables and the prompts they score, loaded once for every circuit: ``train`` and
+    ``heldout`` are lists of ``(source label, scores, prompts)``."""
+
+    train: list
+    heldout: list
+
+    @property
+    def circuits(self) -> list[str]:
+        """The circuits every table has, in the first table's order."""
+        tables = [s for _, s, _ in self.train + self.heldout]
+        common = set.intersection(*(set(t["circuit"]) for t in tables))
+        return [c for c in dict.fromkeys(tables[0]["circuit"]) if c in common]
+
+
+HANDWRITTEN_SOURCE = "hand-written"
+
+
+def score_sources(model, families=None, train_seed: int = 0, heldout_seed: int = 1,
+                  handwritten: bool = True, scores_dir=None) -> ScoreSources:
+    """Week 15's data: train = each family's week-14 table of ``train_seed``, held out = those of
+    ``heldout_seed`` plus (``handwritten``) the hand-written prompts' table, each with its prompts
+    (regenerated by :func:`circuitgen.generalise.family_prompts`, loaded by
+    :func:`circuitgen.heldout.load_handwritten`). Source labels: ``seed <k>``,
+    :data:`HANDWRITTEN_SOURCE`. A missing table says which script writes it."""
+    import pathlib
+
+    from circuitgen import generalise, heldout
+    from circuitgen import tables as T
+    from circuitgen.paths import DATA_DIR
+
+    name = model.circuitgen.model
+    out = pathlib.Path(scores_dir) if scores_dir else DATA_DIR / "scores"
+
+    def table(stem: str, script: str) -> pd.DataFrame:
+        path = out / f"{name}-{stem}.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing; {script} writes it.")
+        return T.load_table(path).df
+
+    fams = list(families or generalise.FAMILIES)
+    sets: dict[str, list] = {"train": [], "heldout": []}
+    for part, seed in (("train", train_seed), ("heldout", heldout_seed)):
+        for fam in fams:
+            sets[part].append((f"seed {seed}", table(f"{fam}-seed{seed}-circuits",
+                                                     "scripts/week14.py"),
+                               generalise.family_prompts(model, fam, seed)))
+    if handwritten:
+        prompts = heldout.load_handwritten(model)
+        sets["heldout"].append((HANDWRITTEN_SOURCE,
+                                table("heldout-handwritten-circuits", "scripts/week15.py"),
+                                prompts[prompts["family"].isin(fams)].reset_index(drop=True)))
+    return ScoreSources(sets["train"], sets["heldout"])
+
+
+def circuit_inputs(sources: ScoreSources, circuit: str, ablation: str = "mean"
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, held-out) :func:`feature_table` inputs of one circuit under one ablation, each
+    with a ``source`` column (``seed 0``; ``seed 1`` or ``hand-written``) and a fresh index."""
+    def part(items) -> pd.DataFrame:
+        frames = []
+        for label, scores, prompts in items:
+            sub = (scores[scores["family"].isin(set(prompts["family"]))]
+                   if "family" in scores.columns and "family" in prompts.columns else scores)
+            frames.append(circuit_rows(sub, prompts, circuit, ablation, source=label))
+        return pd.concat(frames, ignore_index=True)
+
+    return part(sources.train), part(sources.heldout)
+
+
+def circuit_feature_tables(train: pd.DataFrame, heldout: pd.DataFrame
+                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`feature_table` of each set, keeping its ``source`` column (so a notebook can
+    report the hand-written held-out rows on their own)."""
+    out = []
+    for df in (train, heldout):
+        ft = feature_table(df)
+        if "source" in df.columns:
+            ft["source"] = df.loc[ft.index, "source"]
+        out.append(ft)
+    return out[0], out[1]
+
+
 __all__ = ["score_families", "ablation_agreement", "NUMERIC", "CATEGORICAL", "REFERENCE_LEVELS",
            "OUTCOMES", "CLUSTER_BY", "COV_TYPES", "SEPARATION_BOUND", "feature_table",
            "Standardizer",
@@ -609,4 +754,5 @@ __all__ = ["score_families", "ablation_agreement", "NUMERIC", "CATEGORICAL", "RE
            "fit_ols", "fit_logit", "coef_table", "partial_eta_squared", "heldout_r2", "auc",
            "vif", "model_specs", "compare_models", "compare_classifiers", "bh_adjust",
            "replication", "summarise_terms", "HeldoutCheck", "heldout_check", "separated_terms",
-           "term_label"]
+           "term_label", "ALIGN_KEYS", "circuit_rows", "ScoreSources", "HANDWRITTEN_SOURCE",
+           "score_sources", "circuit_inputs", "circuit_feature_tables"]
