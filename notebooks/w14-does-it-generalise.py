@@ -104,7 +104,7 @@ glue("w14_n_conditions", n_conditions, display=False)
 
 # %% tags=["hide-input"]
 shown = ["eap-ig", mid, "path-patching", "week 6"]
-fig, axes = plt.subplots(1, 2, figsize=(13, 13), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(13, 13))
 for ax, ablation in zip(axes, ("mean", "resample")):
     plots.condition_forest(ax, verdicts[verdicts.ablation == ablation], shown, labels=ablation == "mean",
                            title=f"{ablation} ablation")
@@ -392,7 +392,8 @@ flagged_mid = verdicts[(verdicts.circuit == mid) & (verdicts.ablation == "mean")
 glue("w14_flagged_list", ", ".join(f"{f}/{c} ({v})" for f, c, v in
                                    zip(flagged_mid.family, flagged_mid.condition, flagged_mid.verdict)) or "none",
      display=False)
-found_text |= dict.fromkeys(("null_node", "own_better_mid", "own_better_chosen", "agree_p", "agree_both", "agree_any"),
+found_text |= dict.fromkeys(("null_node", "own_better_mid", "own_better_chosen", "agree_p", "agree_both", "agree_any",
+                             "agree_other"),
                             "(not run)")
 if REDISCOVER:
     n_class = overlap["class"].value_counts()
@@ -403,6 +404,7 @@ if REDISCOVER:
     found_text |= {"null_node": f"{null['node_jaccard']:.2f}", "own_better_mid": str(better[K_RULE]),
                    "own_better_chosen": str(better[K_CHOSEN]), "agree_both": str(a),
                    "agree_any": f"{n_fail_diff} of {int(fails.sum())}",
+                   "agree_other": f"{int((~fails & (j['class'] == 'different circuit')).sum())} of {int((~fails).sum())}",
                    "agree_p": "–" if p_agree != p_agree else f"{p_agree:.2f}"}
 for key, text in found_text.items():
     glue(f"w14_{key}", text, display=False)
@@ -439,8 +441,8 @@ print("glued")
 #   re-discovery finds a different circuit: {glue:text}`w14_agree_both:s` (Fisher's p
 #   {glue:text}`w14_agree_p:s`). Counting failures in either direction (degrades or exceeds: a
 #   reading added after the verdicts were seen), {glue:text}`w14_agree_any:s` are different
-#   circuits.
+#   circuits, and so are {glue:text}`w14_agree_other:s` of the other conditions.
 #
 # Limits: one model; node-level circuits with every MLP running; 20 prompts and 3-5 templates per
-# condition; EAP-IG is the only method re-run per condition. [Week 15](w15-what-predicts-the-answer.ipynb)
+# condition; EAP-IG is the only method re-run per condition. [Week 15](w15-the-answer.ipynb)
 # asks what predicts the prompts where the circuits fail, and states the series' answer.

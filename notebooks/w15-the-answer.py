@@ -318,8 +318,8 @@ for a in ("mean", "resample"):
     glue(f"w15_mid_holds_{a}", int(counts.loc[(mid, a), "holds"]), display=False)
     glue(f"w15_eap_holds_{a}", int(counts.loc[("eap-ig", a), "holds"]), display=False)
 glue("w15_n_conditions", int(counts["n"].iloc[0]), display=False)
-glue("w15_rho_spread", rho_spread, display=False)
-glue("w15_rho_holds", rho_holds, display=False)
+glue("w15_rho_spread", float(rho_spread), display=False)
+glue("w15_rho_holds", float(rho_holds), display=False)
 r = results[mid]
 glue("w15_mid_excess_replicated", predictors.summarise_terms(r["excess"].table), display=False)
 glue("w15_mid_wrong_replicated", predictors.summarise_terms(r["wrong"].table), display=False)
