@@ -194,6 +194,19 @@ for circuit, g in adv.groupby("circuit", sort=False):
                      "GPT-2 (Nainani et al.)": NAINANI[cond]})
 nainani = pd.DataFrame(rows)
 print(nainani.to_string(index=False))
+top = adv[adv.circuit == mid]
+ratio_mid = sweeps.condition_intervals(top, "faithfulness")["estimate"]
+glue("w14_nainani_mid", ", ".join(f"{c} {ratio_mid[c]:.2f}" for c in NAINANI), display=False)
+glue("w14_triple_vs_gpt2", "TripleIO is below DoubleIO (unlike GPT-2)" if ratio_mid["triple_io"] < ratio_mid["double_io"]
+     else "TripleIO is above DoubleIO, as in GPT-2", display=False)
+
+# %% [markdown]
+# For EAP-IG's top {glue:text}`w14_k_mid:d` nodes the ratios are {glue:text}`w14_nainani_mid:s`.
+# In GPT-2 repeating the IO made the circuit do more than the model, most with three mentions;
+# here {glue:text}`w14_triple_vs_gpt2:s`.
+# The definitions differ in the details (their circuit is Wang et al.'s, ablated as in that paper;
+# ours are node circuits under our (condition, order) reference), so the comparison is of
+# direction, not of size.
 
 # %% [markdown]
 # ## Re-discovery: is it the same circuit?

@@ -309,6 +309,9 @@ for f in FAMILIES:
             glue(f"w15_{f}_{key[c]}_{a}", f"{r.estimate:.2f} [{r.lo:.2f}, {r.hi:.2f}]", display=False)
             glue(f"w15_{f}_{key[c]}_{a}_verdicts", f"{r.holds}/{r.n_conditions} hold, {r.degrades} degrade, "
                  f"{r.exceeds} exceed", display=False)
+for f in FAMILIES:
+    r = pick(f, mid, "mean")
+    glue(f"w15_{f}_n", f"{r.n} prompts, {r.n_templates} templates, {r.n_conditions} conditions", display=False)
 counts = generalise.verdict_counts(verdicts)
 fl = verdicts[(verdicts.circuit == mid) & (verdicts.ablation == "mean") & verdicts.verdict.isin(["degrades", "exceeds"])]
 glue("w15_mid_flagged", ", ".join(f"{f}/{c} ({v}, {e:.2f})" for f, c, v, e in
