@@ -9,7 +9,7 @@ REFERENCE_MODEL := smollm2-135m
 # Extra papermill parameters for a non-reference run, e.g. PARAMS="N_PROMPTS=50 SEED=1"
 PARAMS ?=
 
-.PHONY: help setup book notebooks html test test-lib test-fast lint browser bench mutants clean
+.PHONY: help setup book notebooks html test test-lib test-fast lint browser bench mutants constant-subjects clean
 
 help:
 	@echo "make help               this list (the default target)"
@@ -24,6 +24,7 @@ help:
 	@echo "make browser            install headless Chromium for the book check"
 	@echo "make bench              performance ratios of the circuit scorer"
 	@echo "make mutants            mutation check of the tests (scripts/mutants.py)"
+	@echo "make constant-subjects  replace each science function by a constant; a test must fail"
 	@echo "make clean              remove _build and runs/"
 
 $(PY):
@@ -73,6 +74,9 @@ bench: $(STAMP)
 
 mutants: $(STAMP)
 	$(PY) scripts/mutants.py
+
+constant-subjects: $(STAMP)
+	$(PY) scripts/constant_subjects.py
 
 clean:
 	rm -rf _build runs
