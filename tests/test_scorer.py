@@ -460,3 +460,20 @@ def test_one_ablation_type_for_spec_scorer_and_cli(tiny_gpt2, spec):
         circuits.parse_circuit(SPEC + "ablation: {method: mean, min_per_group: 0}\n", "<s>")
     with pytest.raises(ValueError, match="not one the scorer implements"):
         scorer.mean_reference(tiny_gpt2, HAND, scorer.Ablation(reference="clean"))
+
+
+def test_summary_is_mean_and_quartiles_of_the_scored_rows():
+    # Hand-computed: rows not "ok" are left out; quartiles by linear interpolation.
+    scores = pd.DataFrame({
+        "status": ["ok", "ok", "ok", "ok", "multi-token"],
+        "logit_diff": [1.0, 2.0, 3.0, 10.0, 99.0],
+        "faithfulness": [0.0, 0.5, 1.0, 1.5, -7.0],
+        "sig_movers": [0.1, 0.1, 0.4, 0.2, 0.9],
+        "prompt": ["a", "b", "c", "d", "e"],
+    })
+    got = scorer.summary(scores)
+    assert list(got.index) == ["logit_diff", "faithfulness", "sig_movers"]
+    assert list(got.columns) == ["count", "mean", "25%", "50%", "75%"]
+    assert got.loc["logit_diff"].tolist() == pytest.approx([4, 4.0, 1.75, 2.5, 4.75])
+    assert got.loc["faithfulness"].tolist() == pytest.approx([4, 0.75, 0.375, 0.75, 1.125])
+    assert got.loc["sig_movers"].tolist() == pytest.approx([4, 0.2, 0.1, 0.15, 0.25])
