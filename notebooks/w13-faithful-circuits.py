@@ -232,7 +232,6 @@ plt.show()
 # chapters that follow; the reference run writes them to `data/circuits/`.
 
 # %%
-spec_dir = paths.CIRCUITS_DIR if OUTPUT_DIR is None else paths.output_dir(OUTPUT_DIR)
 written = []
 for m, circ in chosen.items():
     row = found.set_index("method").loc[m]
@@ -248,7 +247,7 @@ for m, circ in chosen.items():
                     "n_prompts": int(params.get("n_prompts", N_DISCOVERY)), "date": "2026-11-26",
                     "k": int(row.k), "selection": "top k of the method's ranking",
                     "found_by": "notebooks/w13-faithful-circuits"})
-    path = spec_dir / f"{MODEL.replace('/', '--')}-ioi-{m}.yaml"
+    path = circuits.spec_file(MODEL, m, OUTPUT_DIR)
     spec.to_yaml(path)
     assert circuits.load_circuit(path).nodes() == sorted(circ)
     written.append(path.name)

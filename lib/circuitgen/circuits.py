@@ -663,14 +663,24 @@ def load_circuit(name_or_path: str | pathlib.Path) -> CircuitSpec:
     return parse_circuit(path.read_text(), source=str(path))
 
 
+def spec_file(model_name: str, method: str | None = None,
+              output_dir: str | pathlib.Path | None = None) -> pathlib.Path:
+    """Where a found circuit lives: ``<model>-ioi.yaml`` (week 6's path-patched circuit) or
+    ``<model>-ioi-<method>.yaml`` (week 13's chosen circuit of a discovery method), under
+    ``data/circuits/`` for the reference run and ``output_dir`` for any other. One name for the
+    writers and the readers."""
+    folder = CIRCUITS_DIR if output_dir is None else pathlib.Path(output_dir)
+    suffix = "" if method is None else f"-{method}"
+    return folder / f"{model_name.replace('/', '--')}-ioi{suffix}.yaml"
+
+
 def found_circuit(model_name: str, circuit: str | pathlib.Path | None = None,
                   output_dir: str | pathlib.Path | None = None) -> CircuitSpec:
     """The circuit a notebook scores: ``circuit`` if given, else the one week 6 wrote for
     ``model_name`` (``data/circuits/`` for the reference run, ``output_dir`` for any other run).
     Prints which spec was loaded; a missing week-6 spec says how to make it."""
     if circuit is None:
-        folder = CIRCUITS_DIR if output_dir is None else pathlib.Path(output_dir)
-        path = folder / f"{model_name.replace('/', '--')}-ioi.yaml"
+        path = spec_file(model_name, None, output_dir)
         if not path.exists():
             raise CircuitSpecError(
                 f"{path}: no circuit for model {model_name!r} here. Week 6 writes it: run "
@@ -711,5 +721,5 @@ __all__ = [
     "POSITIONS", "ROLES", "SIGNATURE_POSITIONS", "RECOMMENDED_PROVENANCE", "CircuitSpecError",
     "Signature", "HeadClass", "MLPEntry", "Ablation", "CircuitSpec", "parse_head", "format_head",
     "spec_from_dict", "spec_from_nodes", "node_key", "check_provenance", "missing_provenance",
-    "parse_circuit", "load_circuit", "circuit_path", "found_circuit", "validate_for_model",
+    "parse_circuit", "load_circuit", "circuit_path", "spec_file", "found_circuit", "validate_for_model",
 ]

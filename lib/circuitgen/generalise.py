@@ -21,7 +21,7 @@ from circuitgen import curves as C
 from circuitgen import faithful, variations
 from circuitgen import nodes as N
 from circuitgen import tables as T
-from circuitgen.paths import CIRCUITS_DIR, DATA_DIR
+from circuitgen.paths import DATA_DIR
 
 FAMILIES = tuple(variations.FAMILIES)  # lexical, syntactic, domain, adversarial
 MID_FRACTION_INDEX = 5  # C.MIB_FRACTIONS[5] = 5% of all head nodes
@@ -38,13 +38,12 @@ def circuits_under_test(model, output_dir: str | pathlib.Path | None = None,
     Reads what weeks 6 and 13 wrote (``output_dir`` for a non-reference run); a missing file
     says which notebook makes it."""
     name = model.circuitgen.model
-    spec_dir = CIRCUITS_DIR if output_dir is None else pathlib.Path(output_dir)
     disc_dir = (DATA_DIR if output_dir is None else pathlib.Path(output_dir)) / "discovery"
     cfg = model.cfg
     k_mid = C.counts_for(cfg.n_layers * cfg.n_heads * len(N.NODE_ROLES))[MID_FRACTION_INDEX]
     out: dict[str, list[N.Node]] = {}
     for m in methods:
-        spec_path = spec_dir / f"{name.replace('/', '--')}-ioi-{m}.yaml"
+        spec_path = CS.spec_file(name, m, output_dir)
         table_path = disc_dir / f"{name.replace('/', '--')}-{m}-set1.csv"
         for path in (spec_path, table_path):
             if not path.exists():
@@ -60,11 +59,10 @@ def circuits_under_test(model, output_dir: str | pathlib.Path | None = None,
 def family_prompts(model, family: str, seed: int, n_per_condition: int = 20) -> pd.DataFrame:
     """The family's prompts as weeks 8-11 made them (same generator, seed and size), keeping only
     the rows this model can score (the rest are counted in the table's metadata)."""
-    from circuitgen.scorer import _valid_rows
+    from circuitgen.scorer import scorable_rows
 
     df = variations.generate_family(family, model, n_per_condition=n_per_condition, seed=seed).df
-    _, good = _valid_rows(model, df, skip_invalid=True)
-    return good.reset_index(drop=True)
+    return scorable_rows(model, df).reset_index(drop=True)
 
 
 def score_family(model, family: str, seed: int, circuits: dict[str, Sequence[N.Node]], *,

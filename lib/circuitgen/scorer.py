@@ -128,6 +128,13 @@ def _valid_rows(model, prompts: pd.DataFrame, skip_invalid: bool) -> tuple[pd.Da
     return checked, good
 
 
+def scorable_rows(model, prompts: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``prompts`` this model can score, with the positions its tokenizer gives (the
+    rest are reported by :func:`check_prompts`): what a sweep scores, for callers that build on
+    the same prompts."""
+    return _valid_rows(model, prompts, skip_invalid=True)[1]
+
+
 @torch.no_grad()
 def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = None,
                    batch_size: int = 32) -> A.MeanReference:
@@ -273,5 +280,5 @@ def summary(scores: pd.DataFrame) -> pd.DataFrame:
     return ok[cols].describe(percentiles=[0.25, 0.5, 0.75]).T[["count", "mean", "25%", "50%", "75%"]]
 
 
-__all__ = ["Ablation", "spec_ablation", "score_circuit", "check_prompts", "mean_reference", "summary",
-           "MULTI_TOKEN_POLICY"]
+__all__ = ["Ablation", "spec_ablation", "score_circuit", "check_prompts", "scorable_rows", "mean_reference",
+           "summary", "MULTI_TOKEN_POLICY"]
