@@ -119,28 +119,39 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-first_positive = next(i for i in range(len(lens)) if (lens["logit_diff"][i:] > 0).all())
-first_top = next(i for i in range(len(lens)) if (lens["answer_rank"][i:] == 0).all())
-print("logit difference stays positive from stack entry:", lens["entry"][first_positive])
-print("answer stays top-1 from stack entry:", lens["entry"][first_top])
+# None where it never happens (a model that does not do the task on this prompt, e.g. a random one)
+first_positive = next((i for i in range(len(lens)) if (lens["logit_diff"][i:] > 0).all()), None)
+first_top = next((i for i in range(len(lens)) if (lens["answer_rank"][i:] == 0).all()), None)
+if first_positive is None:
+    print("logit difference is not positive at the final output: this model prefers", repr(OTHER))
+else:
+    print("logit difference stays positive from stack entry:", lens["entry"][first_positive])
+if first_top is None:
+    print(f"answer is not top-1 at the final output (final rank {int(lens['answer_rank'].iloc[-1])})")
+else:
+    print("answer stays top-1 from stack entry:", lens["entry"][first_top])
 print(f"final logit difference: {lens['logit_diff'].iloc[-1]:.2f}")
 
 # %%
 from myst_nb import glue
 
 
-def entry_text(entry: str) -> str:
+def entry_text(index: int | None) -> str:
+    if index is None:
+        return "no stack entry (not even the final output)"
+    entry = lens["entry"][index]
     return "the final output" if entry == "final_post" else f"the stream entering layer {entry.split('_')[0]}"
 
 
-before = lens["logit_diff"][:first_positive]
+n_before = len(lens) if first_positive is None else first_positive
+before = lens["logit_diff"][:n_before]
 glue("w01_logit_diff", float(lens["logit_diff"].iloc[-1]), display=False)
 glue("w01_n_layers", n_layers, display=False)
-glue("w01_positive_from", entry_text(lens["entry"][first_positive]), display=False)
-glue("w01_n_positive", len(lens) - first_positive, display=False)
+glue("w01_positive_from", entry_text(first_positive), display=False)
+glue("w01_n_positive", len(lens) - n_before, display=False)
 glue("w01_n_entries", len(lens), display=False)
-glue("w01_top_from", entry_text(lens["entry"][first_top]), display=False)
-glue("w01_n_before", first_positive, display=False)
+glue("w01_top_from", entry_text(first_top), display=False)
+glue("w01_n_before", n_before, display=False)
 glue("w01_n_before_other", int((before < 0).sum()), display=False)
 glue("w01_mlp_attn_ratio", float(ratio), display=False)
 glue("w01_top_attn_layer", int(writes["attention"].idxmax()), display=False)
