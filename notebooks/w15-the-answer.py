@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from circuitgen import generalise, heldout, paths, plots, predictors, runtime
+from circuitgen import faithful, generalise, heldout, paths, plots, predictors, runtime
 from circuitgen import stats
 from circuitgen import tables as T
 
@@ -64,7 +64,8 @@ tables = {seed: {f: generalise.score_family(model, f, seed, circuits, n_per_cond
 # generator, other names and orderings) and {glue:text}`w15_n_hand:d` prompts written by hand,
 # {glue:text}`w15_n_hand_per_family:d` per family, in templates and wordings the generator never made
 # (`data/prompts/heldout-handwritten.csv`, loaded by `circuitgen.heldout`, which computes their
-# features with the generator's own code and ablates each with its family's generated reference).
+# features with the generator's own code and ablates each with the mean-ablation reference its
+# family's seed-1 prompts were scored with).
 # A few of them:
 
 # %%
@@ -280,7 +281,8 @@ fig.tight_layout()
 # %% [markdown]
 # ## What would change the verdict
 # - **The ablation.** The chosen (smallest in-band) circuits were chosen under mean ablation;
-#   under resample ablation they keep about half the effect everywhere (table above). A reader who
+#   under resample ablation they keep {glue:text}`w15_chosen_resample_range:s` of the effect, pooled
+#   per family (the table above and its full version in week 14). A reader who
 #   trusts resample ablation more would call them unfaithful, at home and away.
 # - **The reading of "holds".** The rule looks at the estimate; counting only conditions whose
 #   whole interval lies in the band, EAP-IG's top {glue:text}`w15_k_mid:d` holds on
@@ -312,6 +314,8 @@ for f in FAMILIES:
 for f in FAMILIES:
     r = pick(f, mid, "mean")
     glue(f"w15_{f}_n", f"{r.n} prompts, {r.n_templates} templates, {r.n_conditions} conditions", display=False)
+chosen_resample = answer[answer.circuit.isin(list(faithful.METHODS)) & (answer.ablation == "resample")].estimate
+glue("w15_chosen_resample_range", f"{chosen_resample.min():.2f} to {chosen_resample.max():.2f}", display=False)
 counts = generalise.verdict_counts(verdicts)
 fl = verdicts[(verdicts.circuit == mid) & (verdicts.ablation == "mean") & verdicts.verdict.isin(["degrades", "exceeds"])]
 glue("w15_mid_flagged", ", ".join(f"{f}/{c} ({v}, {e:.2f})" for f, c, v, e in
