@@ -94,3 +94,38 @@ def test_answer_table_pools_a_family_and_counts_its_verdicts():
     assert a.estimate == pytest.approx(want) and a.lo < want < a.hi
     assert (a.n, a.n_templates, a.n_conditions) == (72, 18, 3)
     assert (a.holds, a.degrades, a.exceeds, a.unclear) == (2, 1, 0, 0)
+
+
+def _verdict_rows(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["family", "condition", "circuit", "ablation", "estimate", "lo",
+                                       "hi", "verdict"])
+
+
+def test_verdict_counts_and_the_stricter_reading():
+    v = _verdict_rows([
+        ("f", "a", "c", "mean", 1.0, 0.9, 1.1, "holds"),      # whole interval in the band
+        ("f", "b", "c", "mean", 1.0, 0.5, 1.5, "holds"),      # estimate in, interval not
+        ("f", "c", "c", "mean", 0.3, 0.2, 0.4, "degrades"),
+        ("f", "a", "c", "resample", 2.0, 1.6, 2.4, "exceeds"),
+        ("f", "b", "c", "resample", 0.6, 0.1, 1.2, "unclear")])
+    counts = G.verdict_counts(v)
+    assert counts.loc[("c", "mean")].to_dict() == {"holds": 2, "degrades": 1, "exceeds": 0, "unclear": 0,
+                                                    "n": 3, "within": 1}
+    assert counts.loc[("c", "resample")].to_dict() == {"holds": 0, "degrades": 0, "exceeds": 1,
+                                                        "unclear": 1, "n": 2, "within": 0}
+    assert list(counts.index) == [("c", "mean"), ("c", "resample")]  # order of appearance
+
+
+def test_replication_only_judges_clear_verdicts():
+    first = _verdict_rows([("f", "a", "c", "mean", 0.3, 0.2, 0.4, "degrades"),
+                           ("f", "b", "c", "mean", 2.0, 1.5, 2.5, "exceeds"),
+                           ("f", "d", "c", "mean", 1.0, 0.9, 1.1, "holds")])
+    second = _verdict_rows([("f", "a", "c", "mean", 0.4, 0.3, 0.5, "degrades"),
+                            ("f", "b", "c", "mean", 1.0, 0.9, 1.1, "holds"),
+                            ("f", "d", "c", "mean", 0.2, 0.1, 0.3, "degrades")])
+    r = G.replication(first, second).set_index("condition")
+    assert r.loc["a", "replicates"] and not r.loc["b", "replicates"]
+    assert r.loc["d", "replicates"] is pytest.importorskip("pandas").NA  # a hold is not a finding to replicate
+    assert r.loc["b", "verdict_rep"] == "holds" and r.loc["a", "estimate_rep"] == pytest.approx(0.4)
