@@ -268,6 +268,8 @@ if REDISCOVER:
     print(overlap["class"].value_counts().reindex(list(rediscovery.CLASSES), fill_value=0).to_string())
 
 # %%
+if REDISCOVER:
+    different = overlap[overlap["class"] == rediscovery.CLASSES[2]]
 SINGLE_ORDER = ["order_abba", "order_baba", "io_first", "s_first"]  # syntactic conditions of one order
 if REDISCOVER:
     single = overlap[(overlap.family == "syntactic") & overlap.condition.isin(SINGLE_ORDER)]
@@ -298,6 +300,21 @@ if REDISCOVER:
     for f, t in found_on.items():
         lines += [f"{f + ': ' + s:<36} {top5(r)}" for s, r in rediscovery.rankings(t).items()]
     print("\n".join(lines))
+
+# %% [markdown]
+# Which nodes enter and which leave, for the conditions classed as a different circuit: at
+# {glue:text}`w14_rule_k:d` nodes, the first three nodes of the condition's own ranking that the
+# canonical 40-prompt circuit lacks, and the first three canonical nodes the condition's circuit
+# drops (each in its own ranking's order):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+if REDISCOVER:
+    canon_rank = rediscovery.rankings(canonical)[rediscovery.CANONICAL]
+    for f, c in zip(different.family, different.condition):
+        entered, left = rediscovery.entered_left(canon_rank, rediscovery.rankings(found_on[f])[c], K_RULE)
+        print(f"{f + '/' + c:<28} +{len(entered):>2}: {', '.join(n.label for n in entered[:3]):<32} "
+              f"-{len(left):>2}: {', '.join(n.label for n in left[:3])}")
 
 # %% [markdown]
 # ## The condition's own circuit against the canonical one
@@ -412,7 +429,6 @@ if REDISCOVER:
     n_class = overlap["class"].value_counts()
     for cls, key in zip(rediscovery.CLASSES, ("same", "roles", "different")):
         found_text[f"class_{key}"] = str(int(n_class.get(cls, 0)))
-    different = overlap[overlap["class"] == rediscovery.CLASSES[2]]
     found_text["different_list"] = ", ".join(f"{f}/{c}" for f, c in zip(different.family, different.condition)) or "none"
     found_text |= {"null_node": f"{null['node_jaccard']:.2f}", "own_better_mid": str(better[K_RULE]),
                    "own_better_chosen": str(better[K_CHOSEN]), "agree_both": str(a),
