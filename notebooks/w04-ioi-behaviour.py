@@ -384,11 +384,13 @@ glue("w04_top_head_io_share", float(att_mean.loc[top_head, "IO"]), display=False
 glue("w04_neg_heads", "; ".join(head_text(h) for h in top_neg["head"][:3]), display=False)
 glue("w04_lens_peak_layer", peak, display=False)
 glue("w04_lens_peak", float(lens_stats["mean"][peak]), display=False)
+# a peak at the embeddings (a model that does not do the task) has no layer before it: NaN
 glue("w04_lens_before_layer", peak - 1, display=False)
-glue("w04_lens_before", float(lens_stats["mean"][peak - 1]), display=False)
+glue("w04_lens_before", float(lens_stats["mean"][peak - 1]) if peak > 0 else float("nan"), display=False)
 glue("w04_lens_final", float(lens_stats["mean"].iloc[-1]), display=False)
-glue("w04_lens_early_abba", float(lens_by_order.loc["ABBA"].iloc[:peak - 1].mean()), display=False)
-glue("w04_lens_early_baba", float(lens_by_order.loc["BABA"].iloc[:peak - 1].mean()), display=False)
+early = max(peak - 1, 0)
+glue("w04_lens_early_abba", float(lens_by_order.loc["ABBA"].iloc[:early].mean()), display=False)
+glue("w04_lens_early_baba", float(lens_by_order.loc["BABA"].iloc[:early].mean()), display=False)
 
 # %% [markdown]
 # ## What we found
