@@ -261,6 +261,8 @@ _STATE: dict = {"calls": 0, "changed": 0, "types": {}, "rebound": 0, "node": "<c
 _MAP: dict[str, set] = {}
 _NODES: dict[str, dict] = {}
 _WRAPPERS: list[tuple] = []
+_CHANGEABLE: set[str] = set()
+_TYPES: dict[str, set] = {}
 
 
 def _constant_wrapper(fn):
@@ -287,7 +289,15 @@ def _recording_wrapper(fn, target):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         _MAP.setdefault(target, set()).add(_STATE["node"])
-        return fn(*args, **kwargs)
+        real = fn(*args, **kwargs)
+        if target not in _CHANGEABLE:  # would the constant differ? (once is enough)
+            flag = _Changed()
+            constant_like(real, flag)
+            if flag.any:
+                _CHANGEABLE.add(target)
+            kind = type(real).__name__
+            _TYPES.setdefault(target, set()).add(kind)
+        return real
 
     return wrapper
 
@@ -340,7 +350,9 @@ def pytest_sessionfinish(session, exitstatus):
             {k: _STATE[k] for k in ("calls", "changed", "types", "rebound")}))
     if os.environ.get(ENV_MAP):
         pathlib.Path(os.environ[ENV_MAP]).write_text(json.dumps(
-            {"targets": {t: sorted(n) for t, n in _MAP.items()}, "nodes": _NODES}, indent=1))
+            {"targets": {t: sorted(n) for t, n in _MAP.items()}, "nodes": _NODES,
+             "changeable": sorted(_CHANGEABLE), "types": {t: sorted(k) for t, k in _TYPES.items()}},
+            indent=1))
 
 
 # -------------------------------------------------------------------------------------------
@@ -459,6 +471,12 @@ def sweep(chosen: list[str], the_map: dict, fork: bool, timeout: float) -> list[
             row["note"] = "no passing fast test calls it"
             _print_row(row)
             continue
+        if target not in the_map["changeable"]:  # the map run saw nothing a constant would change
+            row["verdict"] = "n/a"
+            row["note"] = ("returns " + ", ".join(the_map["types"].get(target, []))
+                           + " (nothing to make constant; from the map run)")
+            _print_row(row)
+            continue
         log = logs / f"{target.replace(':', '.')}.txt"
         result = logs / f"{target.replace(':', '.')}.json"
         result.unlink(missing_ok=True)
@@ -486,8 +504,8 @@ def sweep(chosen: list[str], the_map: dict, fork: bool, timeout: float) -> list[
 
 def _first_failure(log: pathlib.Path) -> str:
     for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("FAILED "):
-            return line[len("FAILED "):][:110]
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line[:110]
     return ""
 
 
