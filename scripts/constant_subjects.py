@@ -102,6 +102,7 @@ EXCLUDED: dict[str, str] = {
     "ioi:meta_path": "a file path",
     "splits:save_splits": "writes files",
     "heldout:read_handwritten": "reads a file (its parse is tested through load_handwritten)",
+    "generalise:load_scores": "reads a CSV that score_family wrote",
     # Timing and plumbing.
     "patching:timed": "measures wall time",
 }

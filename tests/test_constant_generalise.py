@@ -1,0 +1,39 @@
+"""generalise's tables against hand-made cases, for the functions no fast test exercised (found
+by ``scripts/constant_subjects.py``): each fails when its subject returns a constant of the right
+shape (issue 13)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from circuitgen import generalise as G
+
+
+def test_verdict_counts_by_hand():
+    # Band (0.85, 1.15): "within" counts whole intervals inside it, whatever the verdict.
+    v = pd.DataFrame({
+        "circuit": ["a", "a", "a", "b", "b"],
+        "ablation": ["mean"] * 5,
+        "verdict": ["holds", "degrades", "holds", "exceeds", "degrades"],
+        "lo": [0.90, 0.20, 0.80, 1.20, 0.10],
+        "hi": [1.10, 0.60, 1.10, 1.40, 0.30],
+    })
+    got = G.verdict_counts(v)
+    assert list(got.index) == [("a", "mean"), ("b", "mean")]
+    assert got.loc[("a", "mean"), "holds"] == 2 and got.loc[("a", "mean"), "degrades"] == 1
+    assert got.loc[("b", "mean"), "exceeds"] == 1 and got.loc[("b", "mean"), "holds"] == 0
+    assert got["n"].tolist() == [3, 2]
+    assert got["within"].tolist() == [1, 0]
+
+
+def test_replication_by_hand():
+    keys = dict(family=["f"] * 3, condition=["c1", "c2", "c3"], circuit=["a"] * 3, ablation=["mean"] * 3)
+    first = pd.DataFrame(keys | {"estimate": [0.5, 0.9, 1.3], "verdict": ["degrades", "holds", "exceeds"]})
+    second = pd.DataFrame(keys | {"estimate": [0.6, 0.7, 1.0], "verdict": ["degrades", "degrades", "holds"]})
+    got = G.replication(first, second)
+    assert got["estimate_rep"].tolist() == [0.6, 0.7, 1.0]
+    assert got["verdict_rep"].tolist() == ["degrades", "degrades", "holds"]
+    # Only where the first draw found a difference: c1 replicates, c3 does not, c2 is NA.
+    assert got.loc[0, "replicates"] == True  # noqa: E712 (pandas' nullable boolean)
+    assert got.loc[2, "replicates"] == False  # noqa: E712
+    assert pd.isna(got.loc[1, "replicates"])
