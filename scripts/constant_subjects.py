@@ -32,7 +32,8 @@ the path), driven by environment variables:
 
 The driver (``main``) runs the fast suite once in map mode (``-m "not slow and not book"``; cached
 in ``runs/constant_subjects/map.json`` until a file under lib/ or tests/ changes, ``--remap``
-forces it; ~4 minutes on 2 idle cores), which is also the baseline: tests that fail there are left out of every selection.
+forces it; ~4 minutes on 2 idle cores), which is also the baseline: tests that fail there are
+left out of every selection.
 Then, for each target, it runs exactly the tests that called it, fastest first, with ``-x -q``
 and a timeout. To save the ~5 s of imports per target, the driver imports torch, pandas and the
 library once and forks one child per target (the patch lives only in the child); ``--no-fork``
@@ -243,11 +244,12 @@ def _rebind(original, wrapper) -> int:
         d = getattr(mod, "__dict__", None)
         if not isinstance(d, dict):
             continue
+        ours = str(d.get("__name__", "")).startswith("circuitgen")
         for key, val in list(d.items()):
             if val is original:
                 d[key] = wrapper
                 n += 1
-            elif isinstance(val, dict) and str(d.get("__name__", "")).startswith("circuitgen"):
+            elif ours and type(val) is dict:  # a registry of functions
                 for k, v in list(val.items()):
                     if v is original:
                         val[k] = wrapper
