@@ -514,6 +514,21 @@ def test_heldout_check_reports_a_logit_that_does_not_converge():
     assert wr.table.loc["model_ld", "verdict"] == "replicates"  # the other terms keep theirs
 
 
+def test_heldout_check_auc_is_nan_when_the_heldout_outcome_has_one_class():
+    """A model whose circuit is never wrong on the held-out prompts (a tiny random model in the
+    smoke run): no AUC to compute, NaN instead of an error (issue 12, item 8)."""
+    train, test = _shares(400, 17), _shares(400, 18)
+    z = P.Standardizer.fit(train)
+    tr, te = z.transform(train), z.transform(test)
+    right = te.circuit_wrong_model_right.notna()
+    te.loc[right, "circuit_wrong_model_right"] = 0.0  # never wrong where the model is right
+    wr = P.heldout_check(tr, te, "circuit_wrong_model_right", spec="circuit_wrong_model_right ~ model_ld")
+    assert wr.score_name == "auc_heldout" and np.isnan(wr.score)
+    both = P.heldout_check(tr, z.transform(test), "circuit_wrong_model_right",
+                           spec="circuit_wrong_model_right ~ model_ld")
+    assert 0 <= both.score <= 1
+
+
 # --------------------------------------------------------------------------------------------
 # Per-circuit inputs from long score tables (week 15)
 
@@ -596,3 +611,26 @@ def test_circuit_inputs_keep_each_rows_source(family_prompts):
     assert (ft_held.source == held.source).all() and len(ft_held) == len(held)
     assert (ft_held.loc[ft_held.source == P.HANDWRITTEN_SOURCE, "template"]
             .str.startswith("hand:").all())
+
+
+def test_prompts_as_scored_regenerates_the_size_the_table_was_scored_at(tiny_gpt2):
+    """A small run's week-14 table (4 per condition) is matched with its own prompts, not weeks
+    8-11's 20 per condition; a table of the default size keeps the default (issue 12, item 8)."""
+    from circuitgen import generalise
+    from circuitgen import tables as T
+
+    def table(prompts):  # what tables.cached records of faithful.circuit_scores' inputs
+        return T.ResultTable(_long_scores(prompts), {"inputs": {"prompts": T._canonical(prompts)}})
+
+    def same(a, b):
+        return T.fingerprint({"p": a}) == T.fingerprint({"p": b})
+
+    small = generalise.family_prompts(tiny_gpt2, "adversarial", 1, n_per_condition=4)
+    default = generalise.family_prompts(tiny_gpt2, "adversarial", 1)
+    assert len(small) < len(default)
+    for prompts in (small, default):
+        scored = table(prompts)
+        assert same(P.prompts_as_scored(tiny_gpt2, "adversarial", 1, scored), prompts)
+    # no recorded prompts (an older table): the default size, as before
+    assert same(P.prompts_as_scored(tiny_gpt2, "adversarial", 1, T.ResultTable(_long_scores(small))),
+                default)

@@ -464,7 +464,8 @@ def outcome_rows(df: pd.DataFrame, outcome: str) -> pd.DataFrame:
 @dataclass
 class HeldoutCheck:
     """One outcome fitted on the training prompts and on the held-out prompts (same spec).
-    ``score``: the **training** fit's held-out R^2 (OLS) or AUC (logit); ``table``: the two
+    ``score``: the **training** fit's held-out R^2 (OLS) or AUC (logit; NaN when the held-out
+    outcome has one class only, as for a model whose circuit is never wrong); ``table``: the two
     fits' coefficients (odds ratios for a logit) and :func:`replication` verdicts; ``converged``:
     whether each logit reached its maximum; ``separated``: each fit's terms that separate the
     outcome (see :func:`separated_terms`), reported with an unbounded CI and no p-value."""
@@ -507,8 +508,9 @@ def heldout_check(train: pd.DataFrame, heldout: pd.DataFrame, outcome: str,
     tabs = [_drop_inference(coef_table(f, exp=kind == "logit"), sep)
             for f, sep in zip((fa, fb), separated)]
     table = replication(*tabs, fdr=fdr)
-    if kind == "logit":
-        name, score = "auc_heldout", auc(te[outcome], fa.predict(te))
+    if kind == "logit":  # NaN when the held-out rows have one class only (nothing to rank)
+        name, score = "auc_heldout", (auc(te[outcome], fa.predict(te)) if te[outcome].nunique() == 2
+                                      else float("nan"))
     else:
         name, score = "r2_heldout", heldout_r2(fa, te, outcome)
     n_cl = tuple(int(len(np.unique(cluster_groups(d, by)))) for d in (tr, te))
@@ -682,6 +684,25 @@ class ScoreSources:
 HANDWRITTEN_SOURCE = "hand-written"
 
 
+def prompts_as_scored(model, family: str, seed: int, scored) -> pd.DataFrame:
+    """``family``'s prompts of ``seed`` as the week-14 table ``scored`` (a
+    :class:`circuitgen.tables.ResultTable`) scored them: weeks 8-11's size (20 per condition)
+    unless the prompts' fingerprint recorded in the table says otherwise, as in a small run
+    (``N_PER_CONDITION=4``); then the size is the table's largest count of prompts per condition.
+    When neither size reproduces the recorded prompts, the 20-per-condition prompts are returned
+    and :func:`circuit_rows` reports the misalignment."""
+    from circuitgen import generalise
+    from circuitgen import tables as T
+
+    prompts = generalise.family_prompts(model, family, seed)
+    recorded = scored.meta.get("inputs", {}).get("prompts")
+    if recorded is None or T.fingerprint({"prompts": prompts}) == T.fingerprint({"prompts": recorded}):
+        return prompts
+    n = int(scored.df.groupby("condition")["prompt_id"].nunique().max())
+    other = generalise.family_prompts(model, family, seed, n_per_condition=n)
+    return other if T.fingerprint({"prompts": other}) == T.fingerprint({"prompts": recorded}) else prompts
+
+
 def score_sources(model, families=None, train_seed: int = 0, heldout_seed: int = 1,
                   handwritten: bool = True, scores_dir=None) -> ScoreSources:
     """Week 15's data: train = each family's week-14 table of ``train_seed``, held out = those of
@@ -698,23 +719,22 @@ def score_sources(model, families=None, train_seed: int = 0, heldout_seed: int =
     name = model.circuitgen.model
     out = pathlib.Path(scores_dir) if scores_dir else DATA_DIR / "scores"
 
-    def table(stem: str, script: str) -> pd.DataFrame:
+    def table(stem: str, script: str) -> T.ResultTable:
         path = out / f"{name}-{stem}.csv"
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing; {script} writes it.")
-        return T.load_table(path).df
+        return T.load_table(path)
 
     fams = list(families or generalise.FAMILIES)
     sets: dict[str, list] = {"train": [], "heldout": []}
     for part, seed in (("train", train_seed), ("heldout", heldout_seed)):
         for fam in fams:
-            sets[part].append((f"seed {seed}", table(f"{fam}-seed{seed}-circuits",
-                                                     "scripts/week14.py"),
-                               generalise.family_prompts(model, fam, seed)))
+            scored = table(f"{fam}-seed{seed}-circuits", "scripts/week14.py")
+            sets[part].append((f"seed {seed}", scored.df, prompts_as_scored(model, fam, seed, scored)))
     if handwritten:
         prompts = heldout.load_handwritten(model)
         sets["heldout"].append((HANDWRITTEN_SOURCE,
-                                table("heldout-handwritten-circuits", "scripts/week15.py"),
+                                table("heldout-handwritten-circuits", "scripts/week15.py").df,
                                 prompts[prompts["family"].isin(fams)].reset_index(drop=True)))
     return ScoreSources(sets["train"], sets["heldout"])
 
