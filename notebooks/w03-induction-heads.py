@@ -136,6 +136,9 @@ prev = ind.top_heads(result.scores["previous_token"], k=5)
 for name, layer, score in zip(top_ind["head"], top_ind["layer"], top_ind["score"]):
     below = prev[(prev["layer"] < layer) & (prev["score"] > 0.5)]["head"].tolist()
     print(f"induction head {name} ({score:.2f}): strong previous-token heads below it: {below or 'none'}")
+if not (result.scores["induction"] > 0.5).any():  # e.g. a random model
+    print("no head has an induction score above 0.5: this model has no induction head, and the "
+          "heads above are only its highest scores")
 
 # %%
 from myst_nb import glue
