@@ -4,11 +4,13 @@ and checks the value against an oracle that does not reuse the function (issue 1
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 import transformer_lens.patching as tlp
 
-from circuitgen import attention, nodes, residual
+from circuitgen import attention, curves, ioi, nodes, residual
 from circuitgen import patching as P
 from circuitgen.models import hf_model_and_tokenizer
 
@@ -93,3 +95,29 @@ def test_logit_lens_answer_ends_at_the_model_logits(tiny_gpt2, gpt2_run):
     assert last["logit_diff"] == pytest.approx((final[answer] - final[other]).item(), abs=1e-3)
     assert last["answer_rank"] == int((final > final[answer]).sum())
     assert got["answer_logit"].nunique() > 1
+
+
+def test_aligned_prompts_are_distinct_prompts_at_decoded_positions(tiny_gpt2):
+    ps = P.aligned_prompts(tiny_gpt2, 6, seed=2, template=1)
+    df = ps.df
+    assert df["prompt_id"].tolist() == list(range(6))  # ids join tables: one per prompt
+    assert df["prompt"].nunique() == 6 and set(df["template"]) == {1}
+    for _, row in df.iterrows():
+        ids = ioi.tokenize(tiny_gpt2.tokenizer, row["prompt"])
+        word = lambda pos: tiny_gpt2.tokenizer.decode([ids[pos]]).strip()  # noqa: E731
+        decoded = (word(row["pos_io"]), word(row["pos_s1"]), word(row["pos_s2"]))
+        assert decoded == (row["io"], row["s"], row["s"])
+        assert row["n_tokens"] == len(ids)
+
+
+def test_random_circuit_is_a_uniform_sample_without_replacement():
+    every = nodes.head_nodes(3, 4)
+    draws = [curves.random_circuit(3, 4, 5, seed) for seed in range(400)]
+    for d in draws[:20]:
+        assert len(set(d)) == 5 and d == sorted(d) and set(d) <= set(every)
+    assert curves.random_circuit(3, 4, 5, 7) == draws[7]  # seeded
+    assert len({tuple(d) for d in draws}) > 300
+    # Each of the 72 nodes is drawn with probability 5/72: ~27.8 times in 400 draws.
+    counts = Counter(n for d in draws for n in d)
+    assert len(counts) == len(every)
+    assert max(abs(c - 400 * 5 / 72) for c in counts.values()) < 20
