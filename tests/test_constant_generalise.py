@@ -5,6 +5,7 @@ shape (issue 13)."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from circuitgen import generalise as G
 
@@ -37,3 +38,29 @@ def test_replication_by_hand():
     assert got.loc[0, "replicates"] == True  # noqa: E712 (pandas' nullable boolean)
     assert got.loc[2, "replicates"] == False  # noqa: E712
     assert pd.isna(got.loc[1, "replicates"])
+
+
+def _family_table(seed: int, ratios: dict[str, float]):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cond, ratio in ratios.items():
+        for i in range(24):
+            ld, empty = rng.uniform(2, 4), rng.uniform(-0.5, 0.5)
+            rows.append({"circuit": "c", "n_nodes": 2, "ablation": "mean", "condition": cond,
+                         "template": f"{cond}:{i % 6}", "prompt_id": len(rows), "logit_diff": ld,
+                         "empty_logit_diff": empty,
+                         "circuit_logit_diff": empty + ratio * (ld - empty) + rng.normal(0, 0.05)})
+    return pd.DataFrame(rows)
+
+
+def test_family_verdicts_estimates_each_condition_of_each_family():
+    tables = {"domain": _family_table(1, {"everyday": 1.0, "law": 0.2}),
+              "adversarial": _family_table(2, {"base": 1.0, "distractor": 0.5})}
+    got = G.family_verdicts(tables)
+    assert set(zip(got.family, got.condition)) >= {("domain", "law"), ("adversarial", "distractor")}
+    for (fam, cond), row in got.set_index(["family", "condition"]).iterrows():
+        t = tables[fam][tables[fam].condition == cond]
+        want = (t.circuit_logit_diff - t.empty_logit_diff).mean() / (t.logit_diff - t.empty_logit_diff).mean()
+        assert row["estimate"] == pytest.approx(want), (fam, cond)
