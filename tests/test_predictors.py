@@ -634,3 +634,23 @@ def test_prompts_as_scored_regenerates_the_size_the_table_was_scored_at(tiny_gpt
     # no recorded prompts (an older table): the default size, as before
     assert same(P.prompts_as_scored(tiny_gpt2, "adversarial", 1, T.ResultTable(_long_scores(small))),
                 default)
+
+
+def test_circuit_inputs_carry_each_sources_own_scores(family_prompts):
+    """Each row's logit differences are those of its own source's table, matched by prompt id
+    (fails when circuit_inputs or circuit_feature_tables return constants; issue 13)."""
+    lex = variations.generate_lexical("tiny-gpt2", n_per_condition=2, seed=1,
+                                      conditions=["names_rare"]).df.assign(status="ok")
+    tables = {"seed 0": _long_scores(family_prompts, seed=1), "seed 1": _long_scores(lex, seed=2)}
+    src = P.ScoreSources(train=[("seed 0", tables["seed 0"], family_prompts)],
+                         heldout=[("seed 1", tables["seed 1"], lex)])
+    train, held = P.circuit_inputs(src, "b", "mean")
+    for rows in (train, held):
+        for _, r in rows.iterrows():
+            t = tables[r["source"]]
+            want = t[(t.circuit == "b") & (t.ablation == "mean") & (t.prompt_id == r["prompt_id"])]
+            assert (r["logit_diff"], r["circuit_logit_diff"]) == (
+                want.logit_diff.item(), want.circuit_logit_diff.item())
+    ft_train, ft_held = P.circuit_feature_tables(train, held)
+    np.testing.assert_array_equal(ft_train.model_ld.to_numpy(), train.logit_diff.to_numpy())
+    np.testing.assert_array_equal(ft_held.model_ld.to_numpy(), held.logit_diff.to_numpy())
