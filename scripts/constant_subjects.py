@@ -104,6 +104,8 @@ EXCLUDED: dict[str, str] = {
     "splits:save_splits": "writes files",
     "heldout:read_handwritten": "reads a file (its parse is tested through load_handwritten)",
     "generalise:load_scores": "reads a CSV that score_family wrote",
+    "predictors:score_sources": "reads week 14/15's score tables from disk and regenerates their "
+                                "prompts; the join is tested through circuit_inputs/circuit_rows",
     # Timing and plumbing.
     "patching:timed": "measures wall time",
 }
