@@ -9,7 +9,7 @@ REFERENCE_MODEL := smollm2-135m
 # Extra papermill parameters for a non-reference run, e.g. PARAMS="N_PROMPTS=50 SEED=1"
 PARAMS ?=
 
-.PHONY: help setup book notebooks html test test-lib test-fast lint browser bench mutants constant-subjects clean
+.PHONY: help setup book notebooks html test test-lib test-fast lint smoke browser bench mutants constant-subjects clean
 
 help:
 	@echo "make help               this list (the default target)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test-lib           the library tests only (slow ones included)"
 	@echo "make test-fast          the library tests without the slow (135M-model) ones: a few minutes"
 	@echo "make lint               ruff on lib/ and scripts/ (rules in pyproject.toml; part of make test)"
+	@echo "make smoke              every chapter on tiny-gpt2 and tiny-llama, small sizes, into runs/smoke-*/"
 	@echo "make browser            install headless Chromium for the book check"
 	@echo "make bench              performance ratios of the circuit scorer"
 	@echo "make mutants            mutation check of the tests (scripts/mutants.py)"
@@ -68,6 +69,14 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# Every chapter, in _toc.yml order, on the two random tiny models (the GPT-2 path and the
+# grouped-query Llama path) with small sizes (scripts/smoke.py lists them), into runs/smoke-<model>/.
+# Checks that each chapter runs and says so when a model finds nothing; not what it finds.
+# Not yet covered: w15 on tiny-gpt2 (hand-written held-out names that are two GPT-2 tokens).
+# Too slow for make test (see README), so CI does not run it yet.
+smoke: $(STAMP)
+	$(PY) scripts/smoke.py --fresh
 
 bench: $(STAMP)
 	$(PY) -m circuitgen bench
