@@ -106,6 +106,11 @@ EXCLUDED: dict[str, str] = {
     "generalise:load_scores": "reads a CSV that score_family wrote",
     "predictors:score_sources": "reads week 14/15's score tables from disk and regenerates their "
                                 "prompts; the join is tested through circuit_inputs/circuit_rows",
+    # Self-checks and notes.
+    "induction:compare_with_tl_detector": "a self-check that reports our scores' difference from "
+                                          "TransformerLens's detector; the scores themselves are "
+                                          "tested against TL in test_induction",
+    "variations:condition_notes": "one-line text notes on each condition",
     # Timing and plumbing.
     "patching:timed": "measures wall time",
 }

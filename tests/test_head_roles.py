@@ -118,3 +118,18 @@ def _row(top: str, copy: float = 0.0, neg: float = 0.0) -> pd.Series:
 ])
 def test_functional_role_rule(top, copy, neg, role):
     assert HR.functional_role(_row(top, copy, neg)) == role
+
+
+def test_head_roles_rows_are_each_heads_own_scores(tiny_gpt2):
+    """head_roles joins each head's signatures and copy scores (checked against the independent
+    computation above) to its row (fails when head_roles returns constants; issue 13)."""
+    batch = B.encode(tiny_gpt2, ioi.generate_prompts(tiny_gpt2, n=6, seed=3).df)
+    heads, k = [(0, 1), (1, 2), (1, 3)], tiny_gpt2.cfg.d_vocab // 2
+    table = HR.head_roles(tiny_gpt2, batch, heads, k=k)
+    sig = HR.attention_signatures(tiny_gpt2, batch, heads)
+    for layer, head in heads:
+        row = table.loc[f"{layer}.{head}"]
+        assert row.copy_score == pytest.approx(independent_copy_score(tiny_gpt2, batch, layer, head, 1, k))
+        for col in HR.SIGNATURES:
+            assert row[col] == pytest.approx(sig.loc[f"{layer}.{head}", col])
+    assert table.copy_score.nunique() > 1
