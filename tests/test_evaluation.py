@@ -86,3 +86,15 @@ def test_s2_check_first_column_is_the_scorer(tiny_llama, setup):
     check = evaluation.s2_check(tiny_llama, spec, df, means)
     assert check.circuit_logit_diff.values == pytest.approx(scores.circuit_logit_diff.values, abs=1e-5)
     assert not check.circuit_logit_diff.equals(check.circuit_logit_diff_s2_intact)
+
+
+def test_random_subsets_keep_each_head_with_probability_p():
+    """Subsets of the given heads, each head kept independently with probability p (fails when
+    random_subsets returns constants; issue 13)."""
+    heads = [(0, 0), (0, 1), (1, 2), (1, 3)]
+    for p in (0.2, 0.7):
+        subsets = evaluation.random_subsets(heads, 2000, seed=3, p=p)
+        assert len(subsets) == 2000
+        assert all(s == [h for h in heads if h in s] for s in subsets)  # in order, no repeats
+        for h in heads:  # binomial sd ~0.01
+            assert sum(h in s for s in subsets) / 2000 == pytest.approx(p, abs=0.04)
