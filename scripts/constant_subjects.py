@@ -28,7 +28,9 @@ the path), driven by environment variables:
   often the wrapper ran and how often it changed a result.
 - ``CONSTANT_SUBJECT_MAP=path`` (the *map* run) wraps every target with a recorder instead and
   writes, per target, the test node ids that called it (in setup, call or teardown), with each
-  test's duration and outcome.
+  test's duration, outcome and fixtures. A call made while a module- or session-scoped fixture
+  is set up is recorded against the fixture, and selects every test that uses it (otherwise
+  only the first test to need the fixture would be run).
 
 The driver (``main``) runs the fast suite once in map mode (``-m "not slow and not book"``; cached
 in ``runs/constant_subjects/map.json`` until a file under lib/ or tests/ changes, ``--remap``
@@ -340,6 +342,29 @@ def pytest_collectstart(collector):
     _STATE["node"] = collector.nodeid  # module-level calls: the file
 
 
+def pytest_collection_modifyitems(session, config, items):
+    for item in items:  # which fixtures each test uses (a shared fixture's calls select them all)
+        _NODES.setdefault(item.nodeid, {"seconds": 0.0, "outcome": "passed"})["fixtures"] = \
+            sorted(getattr(item, "fixturenames", ()))
+
+
+import pytest as _pytest  # noqa: E402 - only the hooks below need it
+
+
+@_pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    # Calls made while a module- or session-scoped fixture is set up are recorded against the
+    # fixture too, so every test that uses its value is selected, not only the first one.
+    shared = fixturedef.scope != "function"
+    before = _STATE["node"]
+    if shared:
+        _STATE["node"] = f"fixture:{fixturedef.argname}"
+    try:
+        yield
+    finally:
+        _STATE["node"] = before
+
+
 def pytest_runtest_logstart(nodeid, location):
     _STATE["node"] = nodeid
     _NODES.setdefault(nodeid, {"seconds": 0.0, "outcome": "passed"})
@@ -407,6 +432,10 @@ def selection(target: str, the_map: dict) -> list[str]:
     ok = [n for n in called if nodes.get(n, {}).get("outcome") == "passed"]
     # Calls made while collecting (module-level code) select the whole file.
     files = sorted({n.split("::")[0] for n in called if n not in nodes and n.endswith(".py")})
+    # Calls made while a shared fixture was set up select every passing test that uses it.
+    shared = {n[len("fixture:"):] for n in called if n.startswith("fixture:")}
+    ok += [n for n, r in nodes.items() if r.get("outcome") == "passed" and n not in ok
+           and shared & set(r.get("fixtures", ()))]
     return files + sorted(ok, key=lambda n: nodes[n]["seconds"])
 
 
