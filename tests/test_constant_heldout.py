@@ -20,8 +20,6 @@ def hand(tiny_llama):
     # Two prompts of each of two families keep it fast.
     fams = list(dict.fromkeys(df["family"]))[:2]
     sub = df[df["family"].isin(fams)].groupby("family").head(2).reset_index(drop=True)
-    # prompt_id 0..n-1, as in the full table: score_with_family_reference sorts by
-    # rank * (n + 1) + prompt_id, which assumes it.
     return sub.assign(prompt_id=range(len(sub)))
 
 
@@ -77,3 +75,15 @@ def test_score_handwritten_by_a_plain_forward(tiny_llama, hand, circuits, tmp_pa
     scores = table.df if hasattr(table, "df") else table
     _check(tiny_llama, hand, scores, circuits)
     assert list(tmp_path.glob("*.csv"))
+
+
+def test_rows_come_circuit_by_circuit_whatever_the_prompt_ids(tiny_llama, hand, circuits):
+    """A subset keeps its ids (here far above the number of rows): the rows still come grouped
+    by circuit in the given order, each group by ascending prompt id (an id-arithmetic sort key
+    once interleaved them)."""
+    ids = [907, 3, 511, 40][: len(hand)]
+    sub = hand.assign(prompt_id=ids)
+    scores = heldout.score_with_family_reference(tiny_llama, sub, circuits, "resample")
+    assert scores["circuit"].tolist() == [c for c in circuits for _ in range(len(sub))]
+    for c in circuits:
+        assert scores.loc[scores.circuit == c, "prompt_id"].tolist() == sorted(ids)

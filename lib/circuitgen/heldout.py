@@ -374,9 +374,9 @@ def score_with_family_reference(model, prompts: pd.DataFrame, circuits: dict, ab
         parts.append(C.score_circuits(C.Setting(model, sub, method=ablation, means=means),
                                       dict(circuits)))
     out = pd.concat(parts, ignore_index=True)
-    rank = {c: i for i, c in enumerate(circuits)}
-    key = out["circuit"].map(rank) * (len(prompts) + 1) + out["prompt_id"]
-    return out.iloc[key.argsort(kind="stable")].reset_index(drop=True)
+    order = out.assign(_rank=out["circuit"].map({c: i for i, c in enumerate(circuits)}))
+    order = order.sort_values(["_rank", "prompt_id"], kind="mergesort")
+    return order.drop(columns="_rank").reset_index(drop=True)
 
 
 def score_handwritten(model, prompts: pd.DataFrame, circuits: dict, *,
