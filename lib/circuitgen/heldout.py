@@ -272,25 +272,13 @@ def _row(tokenizer, label: str, names: variations._Names, pool: Sequence[str], r
                                    random.Random(seed))
     name_pos = [p for _, p in mention]
     new = _check_abc(tokenizer, prompt, abc, name_pos, own, where)
-    new_at = dict(zip(name_pos, new))
-    g_io, g_s = variations.gender(io), variations.gender(s)
     rank = {n: tokenizer(" " + n, add_special_tokens=False)["input_ids"][0] for n in (io, s)}
     return {
         "prompt": prompt, "io": io, "s": s, "x": x, "family": family, "condition": condition,
         "template": r["template"], "order": pos.order,
         **{c: str(r.get(c, "") or "") for c in ("place", "object", "verb")},
-        "abc_prompt": abc, "abc_io": new_at[pos.io], "abc_s1": new_at[pos.s1],
-        "abc_s2": new_at[pos.s2], "abc_names": "|".join(new),
-        **pos.as_dict(),
-        "pos_io_last": io_tok[-1], "pos_s_mid": s_tok[1] if len(s_tok) > 2 else -1,
-        "pos_x": x_tok[0] if x_tok else -1,
-        "io_mentions": len(io_tok), "s_mentions": len(s_tok),
-        "standard_ioi": len(io_tok) == 1 and len(s_tok) == 2,
-        "dist_s1_s2": pos.s2 - pos.s1, "io_pos": pos.io,
-        "io_rank": rank[io], "s_rank": rank[s],
-        "io_gender": g_io, "s_gender": g_s,
-        "same_gender": (g_io == g_s) if "u" not in (g_io, g_s) else None,
-        "io_origin": variations.origin(io), "s_origin": variations.origin(s),
+        **variations.mention_columns(pos, io, s, io_tok, s_tok, x_tok, abc, new, name_pos,
+                                     rank[io], rank[s]),
         "filler_target": cond.filler_target, "filler_tokens": filler_tokens,
         "tokenizer": label, "filler": filler, "note": str(r.get("note", "") or ""),
     }

@@ -426,19 +426,32 @@ def _row(tokenizer, label, tpl: VTemplate, order: str, cond: Condition, names: _
             break
     else:
         raise PromptError(f"row {idx}: no ABC counterpart of {prompt!r} aligns token for token.")
-    new_at = dict(zip(name_pos, new))
-
     filler_tokens = 0
     if fill["FILLER"]:
         bare, _ = tpl.render(order, lambda k, role: by_role[role], fill | {"FILLER": ""})
         filler_tokens = pos.n_tokens - len(ioi.tokenize(tokenizer, bare, bos=bos))
-    g_io, g_s = gender(io), gender(s)
     return {
         "prompt": prompt, "io": io, "s": s, "x": x, "template": tpl.id, "order": pos.order,
         "place": fill["PLACE"] if "[PLACE]" in tpl.text else "",
         "object": (fill["OBJECT"] if "[OBJECT]" in tpl.text
                    else (fill["NOUN"] if "[NOUN]" in tpl.text else "")),
         "verb": fill["VERB"] if "[VERB]" in tpl.text else "",
+        **mention_columns(pos, io, s, io_tok, s_tok, x_tok, abc, new, name_pos,
+                          names.rank[io], names.rank[s]),
+        "filler_target": cond.filler_target, "filler_tokens": filler_tokens,
+        "tokenizer": label,
+    }
+
+
+def mention_columns(pos, io: str, s: str, io_tok: Sequence[int], s_tok: Sequence[int],
+                    x_tok: Sequence[int], abc: str, new: Sequence[str], name_pos: Sequence[int],
+                    io_rank: int, s_rank: int) -> dict:
+    """The columns that follow from where the names are and which names replaced them in the ABC
+    counterpart: one definition for generated and hand-written prompts (:mod:`circuitgen.heldout`),
+    so that their features cannot drift apart."""
+    new_at = dict(zip(name_pos, new))
+    g_io, g_s = gender(io), gender(s)
+    return {
         "abc_prompt": abc, "abc_io": new_at[pos.io], "abc_s1": new_at[pos.s1],
         "abc_s2": new_at[pos.s2], "abc_names": "|".join(new),
         **pos.as_dict(),
@@ -447,12 +460,10 @@ def _row(tokenizer, label, tpl: VTemplate, order: str, cond: Condition, names: _
         "io_mentions": len(io_tok), "s_mentions": len(s_tok),
         "standard_ioi": len(io_tok) == 1 and len(s_tok) == 2,
         "dist_s1_s2": pos.s2 - pos.s1, "io_pos": pos.io,
-        "io_rank": names.rank[io], "s_rank": names.rank[s],
+        "io_rank": io_rank, "s_rank": s_rank,
         "io_gender": g_io, "s_gender": g_s,
         "same_gender": (g_io == g_s) if "u" not in (g_io, g_s) else None,
         "io_origin": origin(io), "s_origin": origin(s),
-        "filler_target": cond.filler_target, "filler_tokens": filler_tokens,
-        "tokenizer": label,
     }
 
 
@@ -552,6 +563,6 @@ def generate_family(name: str, model_or_tokenizer, n_per_condition: int = 20, se
 
 __all__ = [
     "GENERATOR_VERSION", "COLUMNS", "FAMILIES", "GENERATORS", "VTemplate", "Condition",
-    "condition_notes", "gender", "origin", "generate_family", "generate_lexical",
+    "condition_notes", "gender", "origin", "mention_columns", "generate_family", "generate_lexical",
     "generate_syntactic", "generate_domain", "generate_adversarial",
 ]
