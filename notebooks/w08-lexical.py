@@ -14,6 +14,11 @@
 # %% [markdown]
 # # Week 8: lexical variation
 #
+# *Revisited in [week 14](w14-does-it-generalise.ipynb).* This chapter scores the week-6 circuit,
+# which [week 13](w13-faithful-circuits.ipynb) found was never faithful, even on its own prompts.
+# Week 14 asks the same question of faithful circuits; where the two disagree, week 14's answer
+# is the one to use, and this chapter's findings describe the week-6 circuit only.
+#
 # **Question.** Is the circuit tied to the words of the prompts it was found on? Keeping the IOI structure
 # fixed and changing only the words (frequent or rare names by token id, same- or mixed-gender
 # pairs, names of different origins, new or plural objects, new places, verbs other than

@@ -14,6 +14,11 @@
 # %% [markdown]
 # # Week 9: syntactic variation
 #
+# *Revisited in [week 14](w14-does-it-generalise.ipynb).* This chapter scores the week-6 circuit,
+# which [week 13](w13-faithful-circuits.ipynb) found was never faithful, even on its own prompts.
+# Week 14 asks the same question of faithful circuits; where the two disagree, week 14's answer
+# is the one to use, and this chapter's findings describe the week-6 circuit only.
+#
 # **Question.** Does the circuit depend on the sentence shapes it was found on? Changing the syntax while
 # keeping who gives to whom (ABBA vs BABA order, IO or S as the subject of the first clause,
 # 0-20 filler tokens between S1 and S2, one or two sentences, passive voice, relative clauses,

@@ -14,6 +14,11 @@
 # %% [markdown]
 # # Week 10: domain variation
 #
+# *Revisited in [week 14](w14-does-it-generalise.ipynb).* This chapter scores the week-6 circuit,
+# which [week 13](w13-faithful-circuits.ipynb) found was never faithful, even on its own prompts.
+# Week 14 asks the same question of faithful circuits; where the two disagree, week 14's answer
+# is the one to use, and this chapter's findings describe the week-6 circuit only.
+#
 # **Question.** Does the circuit carry over to other worlds? The same IOI structure told in the workplace, in
 # sport, medicine, law, fantasy and science, each with its own places, objects and verbs: does
 # the model still prefer the indirect object, and does the week-6 circuit, found on everyday

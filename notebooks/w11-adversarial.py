@@ -14,6 +14,11 @@
 # %% [markdown]
 # # Week 11: adversarial variation
 #
+# *Revisited in [week 14](w14-does-it-generalise.ipynb).* This chapter scores the week-6 circuit,
+# which [week 13](w13-faithful-circuits.ipynb) found was never faithful, even on its own prompts.
+# Week 14 asks the same question of faithful circuits; where the two disagree, week 14's answer
+# is the one to use, and this chapter's findings describe the week-6 circuit only.
+#
 # **Question.** Where does the circuit's heuristic break? Prompts built to trip a "pick the name that is not
 # repeated" rule: the IO mentioned two or three times (DoubleIO/TripleIO after Nainani et al.
 # 2024), a distractor name, S mentioned three times, possessives at S1 or S2, and names that are
