@@ -2,6 +2,7 @@
 
 - :func:`head_heatmap`: a layer × head map with one fixed diverging colour map (:data:`DIVERGING`,
   positive red) and limits symmetric about zero, so the colours mean the same in every chapter;
+- :func:`null_histogram`: a circuit's normalised faithfulness against random circuits of its shape;
 - :func:`size_curve`: faithfulness against circuit size, one line per method, with intervals,
   random circuits and single circuits as points, the target band shaded;
 - :func:`circuit_graph`: a node-level circuit as a graph: role position across, layer up;
@@ -23,16 +24,56 @@ DIVERGING = "RdBu_r"
 ROLE_ORDER = ("IO", "S1", "S1+1", "other", "S2", "END")   # left to right, roughly token order
 
 
-def head_heatmap(ax, values, *, title: str, label: str, vmax: float | None = None):
-    """``values`` ``[layer, head]`` on a symmetric diverging scale; returns the image."""
+def symmetric_limit(*arrays, floor: float = 1e-6) -> float:
+    """The largest ``|value|`` over ``arrays`` (NaN ignored), at least ``floor``: one colour scale
+    for several panels that should be read against each other."""
+    finite = [np.abs(a[np.isfinite(a)]) for a in (np.asarray(x, float) for x in arrays)]
+    lim = max((float(a.max()) for a in finite if a.size), default=0.0)
+    return max(lim, floor)
+
+
+def head_heatmap(ax, values, *, title: str, label: str, vmax: float | None = None,
+                 xlabel: str = "head", ylabel: str = "layer",
+                 xticks: Sequence[str] | None = None, colorbar: bool = True):
+    """``values`` ``[layer, column]`` (columns: heads, or positions with ``xticks`` naming them) on
+    the book's one diverging scale: colour map :data:`DIVERGING` (positive red, negative blue, zero
+    white), limits ``±vmax`` (default: the largest ``|value|``), layer 0 at the bottom. The colour
+    bar carries ``label`` (say the units). Returns the image."""
     v = np.asarray(values, float)
-    lim = vmax if vmax is not None else float(np.nanmax(np.abs(v))) or 1.0
-    im = ax.imshow(v, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", origin="lower")
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
+    if v.ndim != 2:
+        raise ValueError(f"head_heatmap wants a 2-d [layer, column] array, got shape {v.shape}")
+    lim = symmetric_limit(v) if vmax is None else float(vmax)
+    if not lim > 0:
+        raise ValueError(f"vmax must be positive, got {vmax}")
+    im = ax.imshow(v, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", origin="lower",
+                   interpolation="nearest")
+    if xticks is not None:
+        ax.set_xticks(range(len(xticks)), list(xticks), rotation=60, ha="right")
+    elif v.shape[1] <= 32:
+        ax.set_xticks(range(v.shape[1]))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
-    plt.colorbar(im, ax=ax, label=label)
+    ax.grid(False)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label=label)
     return im
+
+
+def null_histogram(ax, null: pd.DataFrame, *, title: str, bins: int = 12):
+    """A circuit against random circuits of its shape: ``null`` is
+    :func:`circuitgen.evaluation.random_circuit_null`'s table (the circuit's row, ``circuit ==
+    "spec"``, first), drawn as a histogram of the random circuits' normalised faithfulness with the
+    circuit as a red line; the dotted line is 0 (no better than ablating every head)."""
+    rand = null[null.circuit != "spec"]
+    ax.hist(rand.normalised, bins=bins, color="grey", label=f"{len(rand)} random circuits, same shape")
+    ax.axvline(null.normalised.iloc[0], color="C3", lw=2, label="the circuit")
+    ax.axvline(0, color="k", lw=1, ls=":")
+    ax.set_xlabel("normalised faithfulness (F(C) − F(∅)) / (F(M) − F(∅))")
+    ax.set_ylabel("random circuits (count)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
 
 
 def size_curve(ax, curves: pd.DataFrame, *, n_nodes: int, title: str,
@@ -140,4 +181,5 @@ def condition_forest(ax, table: pd.DataFrame, circuits: Sequence[str], *, title:
     return ax
 
 
-__all__ = ["DIVERGING", "ROLE_ORDER", "head_heatmap", "size_curve", "circuit_graph", "condition_forest"]
+__all__ = ["DIVERGING", "ROLE_ORDER", "symmetric_limit", "head_heatmap", "null_histogram", "size_curve",
+           "circuit_graph", "condition_forest"]
