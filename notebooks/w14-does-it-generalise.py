@@ -67,7 +67,9 @@ pd.set_option("display.width", 160)
 # NBVAL_CHECK_OUTPUT
 circuits = generalise.circuits_under_test(model, OUTPUT_DIR)
 mid = next(label for label in circuits if label.startswith("eap-ig top "))
-K_MID, K_CHOSEN, K_RULE = len(circuits[mid]), len(circuits["eap-ig"]), rediscovery.RULE_SIZE
+K_MID, K_RULE = len(circuits[mid]), rediscovery.RULE_SIZE
+# EAP-IG's chosen size: None on a model where EAP-IG reached no size in the band (noted above)
+K_CHOSEN = len(circuits["eap-ig"]) if "eap-ig" in circuits else None
 print(pd.DataFrame([{"circuit": label, "nodes": len(v), "heads": len(N.heads_of(v))}
                     for label, v in circuits.items()]).to_string(index=False))
 
@@ -103,7 +105,7 @@ glue("w14_n_conditions", n_conditions, display=False)
 # a triangle marks an estimate beyond the axis.
 
 # %% tags=["hide-input"]
-shown = ["eap-ig", mid, "path-patching", "week 6"]
+shown = [c for c in ("eap-ig", mid, "path-patching", "week 6") if c in circuits]
 fig, axes = plt.subplots(1, 2, figsize=(13, 13))
 for ax, ablation in zip(axes, ("mean", "resample")):
     plots.condition_forest(ax, verdicts[verdicts.ablation == ablation], shown, labels=ablation == "mean",
@@ -227,14 +229,14 @@ if REDISCOVER:
                                              f"{f}-seed{rediscovery.SEED}", out_dir=disc_dir, log=None).df
                 for f in FAMILIES}
     reference = faithful.ranking(T.load_table(disc_dir / f"{MODEL}-eap-ig-set1.csv").df)
-    overlap = pd.concat([rediscovery.overlap_table(canonical, t, sizes=(K_CHOSEN, K_RULE), reference=reference)
+    overlap = pd.concat([rediscovery.overlap_table(canonical, t, sizes=tuple(k for k in (K_CHOSEN, K_RULE) if k), reference=reference)
                          .assign(family=f) for f, t in found_on.items()], ignore_index=True)
     null = rediscovery.null_minima(rediscovery.rankings(canonical), K_RULE)
     print(f"null at {K_RULE} nodes: smallest canonical-vs-canonical node Jaccard "
           f"{null['node_jaccard']:.2f}, head Jaccard {null['head_jaccard']:.2f}")
 glue("w14_n_rediscovery", N_REDISCOVERY, display=False)
 glue("w14_rule_k", K_RULE, display=False)
-glue("w14_k_chosen", K_CHOSEN, display=False)
+glue("w14_k_chosen", K_CHOSEN if K_CHOSEN else "(no chosen circuit)", display=False)
 
 # %% [markdown]
 # Node Jaccard with the canonical 40-prompt circuit at {glue:text}`w14_rule_k:d` nodes, per
@@ -262,7 +264,7 @@ if REDISCOVER:
 # NBVAL_CHECK_OUTPUT
 if REDISCOVER:
     cols = ["family", "condition", f"node_jaccard_{K_RULE}", f"head_jaccard_{K_RULE}", "weighted_jaccard",
-            f"node_jaccard_{K_CHOSEN}", "class"]
+            *([f"node_jaccard_{K_CHOSEN}"] if K_CHOSEN else []), "class"]
     print(overlap[cols].round(2).to_string(index=False))
     print()
     print(overlap["class"].value_counts().reindex(list(rediscovery.CLASSES), fill_value=0).to_string())
@@ -324,7 +326,7 @@ if REDISCOVER:
 
 # %%
 if REDISCOVER:
-    sizes = sorted({K_CHOSEN, K_RULE})
+    sizes = sorted({K_CHOSEN, K_RULE} - {None})
     own = pd.concat([rediscovery.own_circuit_scores(model, f, found_on[f], reference, sizes=sizes,
                                                     n_per_condition=N_PER_CONDITION, out_dir=scores_dir,
                                                     log=None).df.assign(family=f) for f in FAMILIES])
@@ -408,9 +410,11 @@ def count(circuit: str, ablation: str, verdict: str) -> int:
 
 for abl in ("mean", "resample"):
     for label, key in ((mid, "mid"), ("eap-ig", "eap"), ("path-patching", "pp"), ("week 6", "w6")):
+        present = label in circuits  # a method with no in-band circuit has no chosen circuit
         for verdict in generalise.VERDICTS:
-            glue(f"w14_{key}_{abl}_{verdict}", count(label, abl, verdict), display=False)
-        glue(f"w14_{key}_{abl}_within", int(counts.loc[(label, abl), "within"]), display=False)
+            glue(f"w14_{key}_{abl}_{verdict}", count(label, abl, verdict) if present else "(none)", display=False)
+        glue(f"w14_{key}_{abl}_within", int(counts.loc[(label, abl), "within"]) if present else "(none)",
+             display=False)
 r = repl.reset_index() if len(repl) else pd.DataFrame(columns=["found", "replicated"])
 glue("w14_rep_found", int(r["found"].sum()), display=False)
 glue("w14_rep_replicated", int(r["replicated"].sum()), display=False)
@@ -431,7 +435,8 @@ if REDISCOVER:
         found_text[f"class_{key}"] = str(int(n_class.get(cls, 0)))
     found_text["different_list"] = ", ".join(f"{f}/{c}" for f, c in zip(different.family, different.condition)) or "none"
     found_text |= {"null_node": f"{null['node_jaccard']:.2f}", "own_better_mid": str(better[K_RULE]),
-                   "own_better_chosen": str(better[K_CHOSEN]), "agree_both": str(a),
+                   "own_better_chosen": str(better[K_CHOSEN]) if K_CHOSEN else "(no chosen circuit)",
+                   "agree_both": str(a),
                    "agree_any": f"{n_fail_diff} of {int(fails.sum())}",
                    "agree_other": f"{int((~fails & (j['class'] == 'different circuit')).sum())} of {int((~fails).sum())}",
                    "agree_p": "–" if p_agree != p_agree else f"{p_agree:.2f}"}

@@ -53,7 +53,7 @@ FAMILIES = generalise.FAMILIES
 pd.set_option("display.width", 160)
 circuits = generalise.circuits_under_test(model, OUTPUT_DIR)
 mid = next(label for label in circuits if label.startswith("eap-ig top "))
-HEADLINE = [mid, "eap-ig", "path-patching", "week 6"]
+HEADLINE = [c for c in (mid, "eap-ig", "path-patching", "week 6") if c in circuits]  # chosen ones may be missing
 tables = {seed: {f: generalise.score_family(model, f, seed, circuits, n_per_condition=N_PER_CONDITION,
                                             out_dir=scores_dir, log=None).df for f in FAMILIES}
           for seed in (SEED, HELDOUT_SEED)}
@@ -74,6 +74,8 @@ sources = predictors.score_sources(model, scores_dir=scores_dir)
 hand_prompts = heldout.load_handwritten(model)
 for _, r in hand_prompts.groupby("family", sort=False).head(1).iterrows():
     print(f"{r.family:<12} {r.condition:<20} {r.prompt}  -> {r.io.strip()}")
+if hand_prompts.attrs["skipped"]:  # rows whose names this model's tokenizer splits
+    print(heldout.skipped_note(hand_prompts))
 n_hand = len(hand_prompts)
 glue("w15_n_hand", n_hand, display=False)
 glue("w15_n_hand_per_family", int(hand_prompts.groupby("family").size().min()), display=False)
@@ -323,7 +325,8 @@ glue("w15_mid_flagged", ", ".join(f"{f}/{c} ({v}, {e:.2f})" for f, c, v, e in
 for a in ("mean", "resample"):
     glue(f"w15_mid_within_{a}", int(counts.loc[(mid, a), "within"]), display=False)
     glue(f"w15_mid_holds_{a}", int(counts.loc[(mid, a), "holds"]), display=False)
-    glue(f"w15_eap_holds_{a}", int(counts.loc[("eap-ig", a), "holds"]), display=False)
+    glue(f"w15_eap_holds_{a}", int(counts.loc[("eap-ig", a), "holds"]) if "eap-ig" in circuits else "(none)",
+         display=False)
 glue("w15_n_conditions", int(counts["n"].iloc[0]), display=False)
 glue("w15_rho_spread", float(rho_spread), display=False)
 glue("w15_rho_holds", float(rho_holds), display=False)

@@ -60,6 +60,8 @@ def main() -> int:
     circuits = generalise.circuits_under_test(model, args.output_dir)
     out = DATA_DIR / "scores" if args.output_dir is None else pathlib.Path(args.output_dir) / "scores"
     prompts = heldout.load_handwritten(model)
+    if prompts.attrs["skipped"]:  # rows whose names this model's tokenizer splits
+        print(heldout.skipped_note(prompts), flush=True)
     print(f"{len(prompts)} hand-written prompts; circuits: "
           + ", ".join(f"{k} ({len(v)} nodes)" for k, v in circuits.items()), flush=True)
     t0 = time.perf_counter()

@@ -177,3 +177,56 @@ def test_family_verdicts_estimates_each_condition_of_each_family():
         t = tables[fam][tables[fam].condition == cond]
         want = (t.circuit_logit_diff - t.empty_logit_diff).mean() / (t.logit_diff - t.empty_logit_diff).mean()
         assert row["estimate"] == pytest.approx(want), (fam, cond)
+
+
+def _week13_outputs(model, folder, methods, found):
+    """What week 13 (and week 6) write: each method's set-1 ranking, the smallest-in-band table
+    (``k`` missing for a method not in ``found``) and a spec for each method in ``found``."""
+    name = model.circuitgen.model
+    (folder / "discovery").mkdir(exist_ok=True)
+    nodes = [N.Node(1, 0, "END"), N.Node(0, 1, "S2")]
+    every = N.head_nodes(model.cfg.n_layers, model.cfg.n_heads)
+    ranked = N.score_frame(torch.arange(len(every), dtype=torch.float).reshape(
+        model.cfg.n_layers, model.cfg.n_heads, len(N.NODE_ROLES)))
+    for m in methods:
+        T.ResultTable(ranked.assign(rank=ranked["score"].rank(ascending=False))).save(
+            folder / "discovery" / f"{name}-{m}-set1.csv")
+        if m in found:
+            CS.spec_from_nodes(nodes, model, provenance={**PROV, "method": m}).to_yaml(
+                folder / f"{name}-ioi-{m}.yaml")
+    T.ResultTable(pd.DataFrame({"method": list(methods),
+                                "k": pd.array([2 if m in found else None for m in methods], dtype="Int64"),
+                                "bisection": ""})).save(folder / "discovery" / f"{name}-smallest.csv")
+    CS.spec_from_nodes(nodes, model, provenance=PROV).to_yaml(folder / f"{name}-ioi.yaml")
+    return nodes, C.counts_for(len(every))[G.MID_FRACTION_INDEX]
+
+
+def test_a_method_with_no_in_band_circuit_is_skipped_and_said(tiny_gpt2, tmp_path):
+    nodes, k = _week13_outputs(tiny_gpt2, tmp_path, ("eap-ig", "pruning"), found={"eap-ig"})
+    logs: list[str] = []
+    got = G.circuits_under_test(tiny_gpt2, tmp_path, methods=("eap-ig", "pruning"), log=logs.append)
+    assert list(got) == ["eap-ig", f"eap-ig top {k}", f"pruning top {k}", "week 6"]
+    assert got["eap-ig"] == sorted(nodes) and len(got[f"pruning top {k}"]) == k
+    assert list(got.skipped) == ["pruning"] and "no pruning circuit" in got.skipped["pruning"]
+    assert "band" in got.skipped["pruning"]
+    assert logs == [got.note()] and "pruning" in logs[0]
+    # nothing skipped: nothing said, and the result is the plain mapping it was
+    logs.clear()
+    alone = G.circuits_under_test(tiny_gpt2, tmp_path, methods=("eap-ig",), log=logs.append)
+    assert alone.skipped == {} and logs == [] and alone.note() == ""
+
+
+def test_a_missing_spec_is_still_an_error_when_week_13_found_a_circuit(tiny_gpt2, tmp_path):
+    """Only week 13's own record (k missing) makes a missing spec a skip; a method it found a
+    circuit for (k given), or no record at all, means week 13 has not run: an error."""
+    name = tiny_gpt2.circuitgen.model
+    _week13_outputs(tiny_gpt2, tmp_path, ("eap-ig", "pruning"), found={"eap-ig", "pruning"})
+    (tmp_path / f"{name}-ioi-pruning.yaml").unlink()
+    with pytest.raises(FileNotFoundError, match="ioi-pruning.yaml.*w13-faithful-circuits"):
+        G.circuits_under_test(tiny_gpt2, tmp_path, methods=("eap-ig", "pruning"))
+    (tmp_path / "discovery" / f"{name}-smallest.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="ioi-pruning.yaml"):
+        G.circuits_under_test(tiny_gpt2, tmp_path, methods=("eap-ig", "pruning"))
+    (tmp_path / "discovery" / f"{name}-pruning-set1.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="pruning-set1.csv"):
+        G.circuits_under_test(tiny_gpt2, tmp_path, methods=("pruning",))

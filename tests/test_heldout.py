@@ -183,5 +183,84 @@ def test_committed_scores_align_with_the_prompts(hand):
 def test_the_model_scores_every_handwritten_prompt(smollm2):
     from circuitgen.scorer import check_prompts
 
+    from circuitgen import tables as T
+
     df = H.load_handwritten(smollm2)
     assert (check_prompts(smollm2, df).status == "ok").all()
+    assert df.attrs["skipped"] == []
+    table = T.load_table(DATA_DIR / "scores" / "smollm2-135m-heldout-handwritten-circuits.csv")
+    assert table.meta["inputs"]["prompts"] == T._canonical(df)
+
+
+# --------------------------------------------------------------------------------------------
+# Names another tokenizer splits: skipped and recorded, never silently dropped
+
+# Known beforehand (not computed by the loader's code): the GPT-2 tokenizer splits " Musa" and
+# " Sofia" into two tokens each; every other name of the committed table is one GPT-2 token.
+GPT2_SPLIT = {"hand:lexical:5": "Musa", "hand:adversarial:0": "Sofia"}
+
+
+@pytest.fixture(scope="module")
+def gpt2_tok():
+    return models.gpt2_tokenizer()
+
+
+def test_gpt2_skips_exactly_the_rows_whose_names_it_splits(gpt2_tok, raw):
+    got = H.load_handwritten(gpt2_tok)
+    skipped = got.attrs["skipped"]
+    assert {k["template"]: k["row"] for k in skipped} == {
+        t: int(raw.index[raw.template == t][0]) for t in GPT2_SPLIT}
+    for k in skipped:
+        name = GPT2_SPLIT[k["template"]]
+        assert f"'{name}' is 2 tokens" in k["reason"]
+        assert (k["family"], k["condition"]) == tuple(raw.loc[k["row"], ["family", "condition"]])
+    # the other rows are all kept, each under its CSV row number as prompt_id
+    assert len(got) + len(skipped) == len(raw)
+    assert sorted(got.prompt_id.tolist() + [k["row"] for k in skipped]) == list(range(len(raw)))
+    assert got.template.tolist() == [t for t in raw.template if t not in GPT2_SPLIT]
+    note = H.skipped_note(got)
+    assert note.startswith(f"2 of {len(raw)} hand-written prompts skipped")
+    assert all(t in note for t in GPT2_SPLIT)
+
+
+def test_a_skipped_row_leaves_the_other_rows_as_they_were(tok, raw):
+    """Kept rows are the rows loaded without the skipped one (same ids, ABC names, features)."""
+    xiao = _one(raw, 4, prompt="After Sarah and Xiaoling finished the crossword at the library, "
+                "Xiaoling lent a pen to", io="Sarah", s="Xiaoling")
+    assert len(tok(" Xiaoling", add_special_tokens=False)["input_ids"]) > 1
+    alone = H.prompts_frame(tok, raw.iloc[:4])
+    both = H.prompts_frame(tok, pd.concat([raw.iloc[:4], xiao], ignore_index=True))
+    pd.testing.assert_frame_equal(both, alone)
+    assert [k["row"] for k in both.attrs["skipped"]] == [4] and alone.attrs["skipped"] == []
+    assert "'Xiaoling' is" in both.attrs["skipped"][0]["reason"]
+    # first instead of last: the kept rows keep their own row numbers
+    first = H.prompts_frame(tok, pd.concat([xiao, raw.iloc[:4]], ignore_index=True))
+    assert first.prompt_id.tolist() == [1, 2, 3, 4]
+    assert first.prompt.tolist() == alone.prompt.tolist()
+
+
+def test_no_usable_row_raises_with_every_reason(gpt2_tok, raw):
+    only_split = raw[raw.template.isin(list(GPT2_SPLIT))].reset_index(drop=True)
+    with pytest.raises(H.HeldoutError, match="no hand-written row is usable") as err:
+        H.prompts_frame(gpt2_tok, only_split)
+    assert "'Musa' is 2 tokens" in str(err.value) and "'Sofia' is 2 tokens" in str(err.value)
+
+
+def test_reference_tokenizer_skips_nothing_and_matches_the_scored_prompts(hand):
+    """On SmolLM2 no row is skipped, and the frame is byte for byte the one the committed
+    hand-written score table was computed from (its fingerprint of the prompts)."""
+    from circuitgen import tables as T
+
+    assert hand.attrs["skipped"] == [] and H.skipped_note(hand) == ""
+    table = T.load_table(DATA_DIR / "scores" / "smollm2-135m-heldout-handwritten-circuits.csv")
+    # loaded through the model, the frame's tokenizer column is the model's name
+    assert table.meta["inputs"]["prompts"] == T._canonical(hand.assign(tokenizer="smollm2-135m"))
+    assert "skipped_rows" not in table.meta
+
+
+def test_tiny_gpt2_scores_every_row_it_keeps(tiny_gpt2):
+    from circuitgen.scorer import check_prompts
+
+    df = H.load_handwritten(tiny_gpt2)
+    assert {k["template"] for k in df.attrs["skipped"]} == set(GPT2_SPLIT)
+    assert (check_prompts(tiny_gpt2, df).status == "ok").all()

@@ -31,28 +31,67 @@ BASES = {"lexical": "objects_base", "syntactic": "order_abba", "domain": "everyd
 VERDICTS = ("holds", "degrades", "exceeds", "unclear")
 
 
+class CircuitsUnderTest(dict):
+    """``{label: nodes}`` of the circuits under test, with ``skipped``: ``{label: why}`` for each
+    circuit the plan names that this model does not have (a week-13 method that found no circuit
+    in the target band). A plain ``dict`` otherwise."""
+
+    def __init__(self, *args, skipped: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped = dict(skipped or {})
+
+    def note(self) -> str:
+        """One line per skipped circuit ("" when none is)."""
+        return "\n".join(f"not under test: {k}: {why}" for k, why in self.skipped.items())
+
+
+def _found_nothing(disc_dir: pathlib.Path, name: str, method: str) -> bool:
+    """Whether week 13's table of smallest in-band circuits says ``method`` reached no size in
+    the band (``k`` missing), as opposed to week 13 not having run (no table, or a ``k``)."""
+    path = disc_dir / f"{name.replace('/', '--')}-smallest.csv"
+    if not path.exists():
+        return False
+    t = T.load_table(path).df
+    row = t[t["method"] == method]
+    return len(row) == 1 and bool(pd.isna(row["k"].iloc[0]))
+
+
 def circuits_under_test(model, output_dir: str | pathlib.Path | None = None,
-                        methods: Sequence[str] = faithful.METHODS) -> dict[str, list[N.Node]]:
+                        methods: Sequence[str] = faithful.METHODS, log=print) -> CircuitsUnderTest:
     """``{label: nodes}``: ``<method>`` (chosen), ``<method> top <k>`` and ``week 6``.
 
     Reads what weeks 6 and 13 wrote (``output_dir`` for a non-reference run); a missing file
-    says which notebook makes it."""
+    says which notebook makes it. A method whose week-13 curve never reached the target band has
+    no chosen circuit (week 13 writes no spec for it): its ``<method>`` entry is left out and
+    listed, with the reason, in the result's ``skipped`` (and ``log``-ged); its top-k circuit,
+    which needs no band, stays."""
     name = model.circuitgen.model
     disc_dir = (DATA_DIR if output_dir is None else pathlib.Path(output_dir)) / "discovery"
     cfg = model.cfg
     k_mid = C.counts_for(cfg.n_layers * cfg.n_heads * len(N.NODE_ROLES))[MID_FRACTION_INDEX]
-    out: dict[str, list[N.Node]] = {}
+    out = CircuitsUnderTest()
     for m in methods:
         spec_path = CS.spec_file(name, m, output_dir)
         table_path = disc_dir / f"{name.replace('/', '--')}-{m}-set1.csv"
-        for path in (spec_path, table_path):
+        needed = [table_path]
+        if spec_path.exists() or not _found_nothing(disc_dir, name, m):
+            needed.append(spec_path)
+        for path in needed:
             if not path.exists():
                 raise FileNotFoundError(
                     f"{path}: missing. Week 13 writes it: run notebooks/w13-faithful-circuits with "
                     f"MODEL={name!r} (and the same OUTPUT_DIR) first.")
-        out[m] = CS.load_circuit(spec_path).nodes()
+        if spec_path.exists():
+            out[m] = CS.load_circuit(spec_path).nodes()
+        else:
+            lo, hi = C.TARGET_BAND
+            out.skipped[m] = (f"week 13 found no {m} circuit with normalised faithfulness in "
+                              f"[{lo}, {hi}] on {name} (no size on its curve reached the band), "
+                              "so it has no chosen circuit")
         out[f"{m} top {k_mid}"] = faithful.ranking(T.load_table(table_path).df)[:k_mid]
     out["week 6"] = CS.found_circuit(name, None, output_dir).nodes()
+    if out.skipped and log:
+        log(out.note())
     return out
 
 
@@ -183,6 +222,6 @@ def answer_table(tables: dict[str, pd.DataFrame], verdicts: pd.DataFrame, *, see
     return pd.DataFrame(rows)
 
 
-__all__ = ["FAMILIES", "BASES", "VERDICTS", "circuits_under_test", "family_prompts",
+__all__ = ["FAMILIES", "BASES", "VERDICTS", "CircuitsUnderTest", "circuits_under_test", "family_prompts",
            "score_family", "load_scores", "faithfulness_verdict", "verdict_table",
            "family_verdicts", "verdict_counts", "replication", "answer_table"]

@@ -13,14 +13,22 @@ origins from :mod:`circuitgen.variations`, mention counts and the filler's measu
 derived exactly as the generator derives them. A person writes what a person can see (the words,
 the names, which family and condition the prompt stands in for); everything else is computed.
 
-Checks (each raises :class:`HeldoutError` naming the CSV row and the fix; nothing is dropped):
-an unknown family or condition, an order the condition does not have, a name that is not one
-token with its leading space or does not occur as the condition needs (``find_positions``), a
-written order that disagrees with the positions, a distractor ``x`` where the condition has none
-(or none where it has one), a known name in the prompt that is neither ``io``, ``s`` nor ``x``,
-names outside the condition's name group (frequent / rare / same or mixed gender / origin / word
-names), a filler the condition does not have or that is not in the prompt, and, with a model,
-any row the scorer could not score.
+Checks (each raises :class:`HeldoutError` naming the CSV row and the fix; nothing is silently
+dropped): an unknown family or condition, an order the condition does not have, a name that does
+not occur as the condition needs (``find_positions``), a written order that disagrees with the
+positions, a distractor ``x`` where the condition has none (or none where it has one), a known
+name in the prompt that is neither ``io``, ``s`` nor ``x``, names outside the condition's name
+group (frequent / rare / same or mixed gender / origin / word names), a filler the condition does
+not have or that is not in the prompt, and, with a model, any row the scorer could not score.
+
+One thing is the tokenizer's, not the writer's: whether a name is one token with its leading
+space. The CSV is written for the reference tokenizer (SmolLM2's), where every name is; another
+tokenizer may split some (GPT-2 splits " Musa" and " Sofia"). Such a row is **skipped and
+recorded**, not refused: the frame keeps the other rows (``prompt_id`` stays the CSV row, so a
+row's id and ABC names do not depend on which rows another tokenizer skips) and
+``frame.attrs["skipped"]`` lists each skipped row (``row``, ``template``, ``family``,
+``condition``, ``reason``); :func:`skipped_note` says it in a sentence. Only a table with no
+usable row raises. Every other check still raises.
 
 ABC counterparts: for prompts with one IO and two S mentions and no distractor,
 :func:`circuitgen.ioi.make_abc` (the project's ABC code for hand-written prompts). It replaces
@@ -286,9 +294,11 @@ def _row(tokenizer, label: str, names: variations._Names, pool: Sequence[str], r
 
 def prompts_frame(model_or_tokenizer, raw: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Raw hand-written rows -> the frame of :func:`circuitgen.generalise.family_prompts`
-    (columns :data:`FRAME_COLUMNS`; ``prompt_id`` 0..n-1 in the CSV's order; ``seed`` missing,
-    ``generator_version`` :data:`GENERATOR_VERSION`). With a model (not a bare tokenizer) every
-    row must also pass the scorer's own check. ``seed`` fixes the ABC names."""
+    (columns :data:`FRAME_COLUMNS`; ``prompt_id`` the CSV row, 0..n-1 when nothing is skipped;
+    ``seed`` missing, ``generator_version`` :data:`GENERATOR_VERSION`). Rows whose names are not
+    single tokens for this tokenizer are skipped and listed in ``attrs["skipped"]`` (see the
+    module docstring); no usable row raises. With a model (not a bare tokenizer) every kept row
+    must also pass the scorer's own check. ``seed`` fixes the ABC names."""
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         raise HeldoutError(f"the hand-written rows lack column(s) {missing}; give "
@@ -300,12 +310,23 @@ def prompts_frame(model_or_tokenizer, raw: pd.DataFrame, *, seed: int = 0) -> pd
     tokenizer, label = ioi.resolve_tokenizer(model_or_tokenizer)
     names = variations._Names.build(tokenizer)
     pool = ioi.single_token_names(tokenizer, ioi_templates.NAMES, log=False).kept
-    rows = []
+    rows, skipped = [], []
     for i, r in enumerate(raw.to_dict("records")):
-        row = _row(tokenizer, label, names, pool, {k: ("" if v is None else v) for k, v in r.items()},
-                   _where(raw, i), seed + i)
+        r = {k: ("" if v is None else v) for k, v in r.items()}
+        why = _split_names(tokenizer, label, r)
+        if why:
+            skipped.append({"row": i, "template": str(r["template"]), "family": str(r["family"]),
+                            "condition": str(r["condition"]), "reason": why})
+            continue
+        row = _row(tokenizer, label, names, pool, r, _where(raw, i), seed + i)
         rows.append({"prompt_id": i, **row, "seed": None, "generator_version": GENERATOR_VERSION,
                      "status": "ok"})
+    if not rows:
+        raise HeldoutError(f"no hand-written row is usable with tokenizer {label}: every row names "
+                           "a name that is not one token with its leading space:\n  "
+                           + "\n  ".join(f"row {k['row']} ({k['template']}): {k['reason']}"
+                                          for k in skipped)
+                           + "\nWrite rows whose names are single tokens for this tokenizer.")
     df = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
     df["same_gender"] = pd.array(df["same_gender"].tolist(), dtype="boolean")
     df["seed"] = pd.array([pd.NA] * len(df), dtype="Int64")
@@ -322,12 +343,37 @@ def prompts_frame(model_or_tokenizer, raw: pd.DataFrame, *, seed: int = 0) -> pd
         if not same.all():
             raise HeldoutError(f"the scorer finds other positions ({list(same.index[~same])}) "
                                "than the loader; this is a bug in circuitgen.heldout.")
+    df.attrs["skipped"] = skipped
     return df
+
+
+def _split_names(tokenizer, label: str, r: dict) -> str | None:
+    """Why a row's names do not fit ``tokenizer`` (some name is not one token with its leading
+    space), or None. A property of the tokenizer, not a mistake in the row: the row is skipped."""
+    split = [(n, len(tokenizer(" " + n, add_special_tokens=False)["input_ids"]))
+             for n in dict.fromkeys(str(r.get(c, "") or "").strip() for c in ("io", "s", "x")) if n]
+    split = [(n, k) for n, k in split if k != 1]
+    if not split:
+        return None
+    return "; ".join(f"{n!r} is {k} tokens with a leading space in tokenizer {label}"
+                     for n, k in split)
+
+
+def skipped_note(prompts: pd.DataFrame) -> str:
+    """One sentence on the rows :func:`prompts_frame` skipped for this tokenizer ("" if none)."""
+    skipped = prompts.attrs.get("skipped") or []
+    if not skipped:
+        return ""
+    total = len(prompts) + len(skipped)
+    return (f"{len(skipped)} of {total} hand-written prompts skipped (names that are not one "
+            "token for this model): "
+            + "; ".join(f"{k['template']} ({k['reason']})" for k in skipped))
 
 
 def load_handwritten(model_or_tokenizer, path: str | pathlib.Path = HANDWRITTEN, *,
                      seed: int = 0) -> pd.DataFrame:
-    """:func:`prompts_frame` of the committed (or given) hand-written CSV."""
+    """:func:`prompts_frame` of the committed (or given) hand-written CSV (rows skipped for this
+    tokenizer in ``attrs["skipped"]``)."""
     return prompts_frame(model_or_tokenizer, read_handwritten(path), seed=seed)
 
 
@@ -405,12 +451,14 @@ def score_handwritten(model, prompts: pd.DataFrame, circuits: dict, *,
     rule = (f"mean ablation: each hand-written prompt takes the (condition, order) mean of its "
             f"family's generated prompts (seed {reference_seed}), the reference those prompts were "
             "scored with in week 14; resample: each prompt's own ABC counterpart")
+    skipped = prompts.attrs.get("skipped") or []
     return T.cached(path, inputs, compute, log=log,
                     meta={"n_prompts": len(prompts), "reference_rule": rule,
-                          "prompts_source": str(HANDWRITTEN.relative_to(DATA_DIR.parent))})
+                          "prompts_source": str(HANDWRITTEN.relative_to(DATA_DIR.parent)),
+                          **({"skipped_rows": skipped} if skipped else {})})
 
 
 __all__ = ["HANDWRITTEN", "GENERATOR_VERSION", "VERSION", "REFERENCE_SEED", "REQUIRED",
            "OPTIONAL", "FRAME_COLUMNS", "HeldoutError", "generator_templates", "template_pattern",
-           "generator_matches", "read_handwritten", "prompts_frame", "load_handwritten",
+           "generator_matches", "read_handwritten", "prompts_frame", "load_handwritten", "skipped_note",
            "family_reference", "score_with_family_reference", "score_handwritten"]
