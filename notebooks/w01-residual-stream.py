@@ -66,6 +66,8 @@ print(f"logit difference {ANSWER!r} - {OTHER!r}: {(logits[0, -1, answer_id] - lo
 
 # %%
 norms = residual.residual_norms(cache, n_layers)
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 5))
 im = ax.imshow(norms.log10().numpy(), aspect="auto", cmap="viridis")
 ax.set_xticks(range(len(str_tokens)), [repr(t)[1:-1] for t in str_tokens], rotation=60, ha="right")
@@ -82,6 +84,8 @@ plt.show()
 
 # %%
 writes = residual.component_writes(cache, n_layers, pos=-1)
+
+# %% tags=["hide-input"]
 ax = writes.plot(marker="o", figsize=(8, 4))
 ax.set_xlabel("layer")
 ax.set_ylabel("L2 norm of the write at END")
@@ -103,6 +107,8 @@ print("layer with the largest MLP write:", int(writes["mlp"].idxmax()))
 
 # %%
 lens = residual.logit_lens_answer(model, tokens, answer_id, other_id)
+
+# %% tags=["hide-input"]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 ax1.plot(range(len(lens)), lens["logit_diff"], marker="o")
 ax1.axhline(0, color="grey", lw=1)

@@ -232,7 +232,7 @@ print("every step matches:", check.all_match)
 # Unless `HEAD` is given, we show the head of this layer that puts the least attention on BOS
 # (many heads park most of their attention on position 0, which makes a dull picture).
 
-# %%
+# %% tags=["hide-input"]
 head = int(pattern[0, :, 1:, 0].mean(-1).argmin()) if HEAD is None else HEAD
 cached_pattern = check.cache[f"blocks.{layer}.attn.hook_pattern"][0, head]
 rebuilt_pattern = pattern[0, head]
@@ -262,7 +262,7 @@ plt.show()
 # The same rebuilt patterns for every head. Under GQA, heads that share a KV head (same colour in
 # the titles) see the same keys but ask different questions with their own queries.
 
-# %%
+# %% tags=["hide-input"]
 n_cols = min(n_heads, 3 if n_heads % 3 == 0 else 4)
 n_rows = -(-n_heads // n_cols)
 fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.4 * n_rows), squeeze=False)

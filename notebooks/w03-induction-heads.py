@@ -81,7 +81,7 @@ print(f"mean loss, first copy:  {halves['first_half']:.2f} nats")
 print(f"mean loss, second copy: {halves['second_half']:.2f} nats")
 print(f"uniform guess over the sampled tokens: {math.log(len(ind.token_pool(model))):.2f} nats")
 
-# %%
+# %% tags=["hide-input"]
 ind.plot_loss_by_position(result);
 
 # %% [markdown]
@@ -91,7 +91,7 @@ ind.plot_loss_by_position(result);
 # fraction of the head's attention on that target (so it lies in 0..1). An induction head needs a
 # previous-token head in an earlier layer to tell it which token came before each key.
 
-# %%
+# %% tags=["hide-input"]
 ind.plot_score_heatmaps(result);
 
 # %%
@@ -110,6 +110,8 @@ for kind in ind.HEAD_KINDS:
 # %%
 top_ind = ind.top_heads(result.scores["induction"], k=3)
 heads = list(zip(top_ind["layer"], top_ind["head_index"]))
+
+# %% tags=["hide-input"]
 ind.plot_attention_patterns(result, result.patterns_of(heads), list(top_ind["head"]));
 
 # %% [markdown]
