@@ -17,11 +17,11 @@ help:
 	@echo "make book [MODEL=gpt2]  run every notebook (papermill) and build the book"
 	@echo "make notebooks          run every notebook, no HTML build"
 	@echo "make html               build the book from the committed outputs"
-	@echo "make test               set up, then run the library tests, nbval and the book check (CI)"
+	@echo "make test               set up, then lint, the library tests, nbval, the smoke run and the book check (CI)"
 	@echo "make test-lib           the library tests only (slow ones included)"
 	@echo "make test-fast          the library tests without the slow (135M-model) ones: a few minutes"
 	@echo "make lint               ruff on lib/ and scripts/ (rules in pyproject.toml; part of make test)"
-	@echo "make smoke              every chapter on tiny-gpt2 and tiny-llama, small sizes, into runs/smoke-*/"
+	@echo "make smoke              every chapter on tiny-gpt2 and tiny-llama, small sizes, into runs/smoke-*/ (part of make test)"
 	@echo "make browser            install headless Chromium for the book check"
 	@echo "make bench              performance ratios of the circuit scorer"
 	@echo "make mutants            mutation check of the tests (scripts/mutants.py)"
@@ -54,10 +54,12 @@ html: $(STAMP)
 browser:
 	bash scripts/ensure_chromium.sh
 
-# Lint first: it takes a second and fails before the half-hour of tests.
+# Lint first: it takes a second and fails before the half-hour of tests. The smoke run (below)
+# comes after nbval: any chapter that fails on either tiny model fails the build.
 test: $(STAMP) lint browser
 	$(PY) -m pytest tests -q -m "not book"
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
+	$(PY) scripts/smoke.py --fresh
 	$(PY) scripts/run_book.py --model $(REFERENCE_MODEL) --no-execute
 	$(PY) -m pytest tests/book -q -m book
 
@@ -73,8 +75,7 @@ lint: $(STAMP)
 # Every chapter, in _toc.yml order, on the two random tiny models (the GPT-2 path and the
 # grouped-query Llama path) with small sizes (scripts/smoke.py lists them), into runs/smoke-<model>/.
 # Checks that each chapter runs and says so when a model finds nothing; not what it finds.
-# Not yet covered: w15 on tiny-gpt2 (hand-written held-out names that are two GPT-2 tokens).
-# Too slow for make test (see README), so CI does not run it yet.
+# Exits nonzero if any chapter fails; make test (and so CI) runs it after nbval.
 smoke: $(STAMP)
 	$(PY) scripts/smoke.py --fresh
 
