@@ -43,10 +43,9 @@ import pathlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import TwoSlopeNorm
 
 from circuitgen import behaviour as bh
-from circuitgen import ioi, paths, runtime
+from circuitgen import ioi, paths, plots, runtime
 
 model = runtime.start(MODEL, SEED, DEVICE)
 n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
@@ -111,7 +110,7 @@ cols = ["n", "accuracy", "accuracy_lo", "accuracy_hi", "top1", "logit_diff", "lo
         "logit_diff_hi"]
 pd.concat([by_order, bh.summarise(scores, seed=SEED)])[cols].round(2)
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
 ax = axes[0]
 ax.hist([scores.loc[scores["order"] == o, "logit_diff"] for o in ("ABBA", "BABA")], bins=25,
@@ -139,7 +138,7 @@ plt.show()
 # Each template has `N_PROMPTS / 18` prompts (both orders), so the intervals are wide; what
 # matters is whether some templates stand out.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharex=True)
 x = by_template.index.to_numpy()
 for ax, metric, label in ((axes[0], "logit_diff", "mean logit difference IO - S (nats)"),
@@ -200,7 +199,7 @@ print(f"attention: largest layer {attn.idxmax()} ({attn.max():+.1f}), "
       f"most negative layer {attn.idxmin()} ({attn.min():+.1f})")
 print(f"MLP: largest layer {mlp.idxmax()} ({mlp.max():+.1f})")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(10, 4))
 for c, name in enumerate(bh.COMPONENTS):
     s = layer_stats[layer_stats["component"] == name]
@@ -219,18 +218,10 @@ plt.show()
 # models), so the attention DLA splits further, head by head. Red heads push towards IO, blue
 # heads towards S.
 
-# %%
-mean_heads = heads.values.mean(0).numpy()
-lim = float(np.abs(mean_heads).max())
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 9) if n_layers > 12 else (6, 4))
-im = ax.imshow(mean_heads, cmap="RdBu_r", norm=TwoSlopeNorm(0, -lim, lim), aspect="auto",
-               interpolation="nearest")
-ax.set_xticks(range(n_heads))
-ax.set_xlabel("head")
-ax.set_ylabel("layer")
-ax.grid(False)
-ax.set_title(f"Mean DLA per head ({MODEL}, {len(df)} prompts)")
-fig.colorbar(im, label="mean DLA to IO - S logit difference (nats)")
+plots.head_heatmap(ax, heads.values.mean(0).numpy(), title=f"Mean DLA per head ({MODEL}, {len(df)} prompts)",
+                   label="mean DLA to IO - S logit difference (nats)")
 plt.show()
 
 # %% [markdown]
@@ -271,7 +262,7 @@ head_table.index.name = "head"
 head_table = head_table.join(att_mean.add_prefix("END -> "))
 head_table.round(2)
 
-# %%
+# %% tags=["hide-input"]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
 xs = np.arange(len(cands))
 width = 0.16
@@ -313,6 +304,8 @@ lens = analysis.lens
 lens_stats = pd.DataFrame([dict(zip(("mean", "lo", "hi"), bh.bootstrap_ci(lens[c], seed=SEED)))
                            for c in lens.columns])
 lens_by_order = lens.groupby(df["order"]).mean()
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(10, 4))
 xs = np.arange(len(lens.columns))
 ax.plot(xs, lens_stats["mean"], marker="o", ms=4, color="k", label="all prompts (95% CI)")
