@@ -43,7 +43,7 @@ def check_scores_match_single(model, atol: float, n: int = 8):
     tok = model.tokenizer
     for i, row in enumerate(df.itertuples()):
         end = unpadded_end_logits(model, row.prompt)
-        io, s = tok.encode(" " + row.io, add_special_tokens=False)[0], tok.encode(" " + row.s, add_special_tokens=False)[0]
+        io, s = (tok.encode(" " + name, add_special_tokens=False)[0] for name in (row.io, row.s))
         assert batched["logit_diff"].iloc[i] == pytest.approx((end[io] - end[s]).item(), abs=atol)
         assert batched["correct"].iloc[i] == bool(end[io] > end[s])
         assert batched["top1_io"].iloc[i] == bool(end.argmax() == io)

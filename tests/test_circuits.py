@@ -310,8 +310,9 @@ NODE_ERRORS = [
     ("per-head ALL with others", _nodes_replace("[END, other]", "[ALL, other]"), ["[ALL] alone"]),
     ("class without positions", _nodes_replace('{head: "0.1", positions: [ALL]}', '"0.1"'),
      ["classes.early", "missing field 'positions'", "head 0.1 has no positions of its own"]),
-    ("mlps null", _nodes_replace("mlps:\n  - {layer: 0, positions: [ALL]}\n  - {layer: 5, positions: [END, S2]}\n",
-                                 "mlps:\n"), ["mlps: give a list", "[] ablates every MLP"]),
+    ("mlps null", _nodes_replace("mlps:\n  - {layer: 0, positions: [ALL]}\n"
+                                 "  - {layer: 5, positions: [END, S2]}\n", "mlps:\n"),
+     ["mlps: give a list", "[] ablates every MLP"]),
     ("mlp entry not a mapping", _nodes_replace("- {layer: 0, positions: [ALL]}", "- 0"),
      ["mlps[0]", "must be a mapping"]),
     ("mlp layer quoted", _nodes_replace("{layer: 5,", "{layer: '5',"), ["mlps[1].layer", "whole number"]),

@@ -115,7 +115,8 @@ def test_score_logit_diff_matches_transformers_on_the_embedded_model(capsys, tmp
     df.to_csv(prompts, index=False)
     spec = tmp_path / "small.yaml"
     spec.write_text("model: smollm2-135m\ntask: ioi\nclasses:\n"
-                    "  late: {heads: [\"20.3\", \"25.1\"], positions: [END], signature: {from: END, to: IO}}\n")
+                    "  late: {heads: [\"20.3\", \"25.1\"], positions: [END],"
+                    " signature: {from: END, to: IO}}\n")
     out = tmp_path / "s.csv"
     rc, stdout, err = run_main(capsys, "score", "--model", "smollm2-135m", "--circuit", spec,
                                "--prompts", prompts, "--out", out, "--no-knockouts", "--no-progress")
@@ -352,7 +353,8 @@ def test_bench_end_to_end(tmp_path):
 
     want = {"scorer / forward throughput, knock-outs off": f">= {TARGETS['scorer_ko_off']}",
             "scorer / forward throughput, knock-outs on (7 classes)": f">= {TARGETS['scorer_ko_on']}",
-            "all-heads patching: fast exact / TransformerLens loop, speed-up": f">= {TARGETS['patch_speedup']:g}x",
+            "all-heads patching: fast exact / TransformerLens loop, speed-up":
+                f">= {TARGETS['patch_speedup']:g}x",
             "all-heads patching: largest |fast - TransformerLens|": "<= 1e-04",
             "attribution patching / fast exact, speed-up": "-",
             "attribution patching vs exact, Pearson r": "-",

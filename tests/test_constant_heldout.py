@@ -1,8 +1,8 @@
 """heldout's scoring of hand-written prompts, which no fast test exercised (found by
 ``scripts/constant_subjects.py``): each test fails when its subject returns a
 constant of the right shape (issue 13). The hand-written prompts are checked for SmolLM2's
-tokenizer, so the scoring tests use tiny-llama (which has it). The model's logit difference is computed here from a
-plain forward pass, not by the library."""
+tokenizer, so the scoring tests use tiny-llama (which has it). The model's logit difference is
+computed here from a plain forward pass, not by the library."""
 
 from __future__ import annotations
 

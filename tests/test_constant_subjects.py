@@ -104,7 +104,7 @@ def test_aligned_prompts_are_distinct_prompts_at_decoded_positions(tiny_gpt2):
     assert df["prompt"].nunique() == 6 and set(df["template"]) == {1}
     for _, row in df.iterrows():
         ids = ioi.tokenize(tiny_gpt2.tokenizer, row["prompt"])
-        word = lambda pos: tiny_gpt2.tokenizer.decode([ids[pos]]).strip()  # noqa: E731
+        word = lambda pos, ids=ids: tiny_gpt2.tokenizer.decode([ids[pos]]).strip()  # noqa: E731
         decoded = (word(row["pos_io"]), word(row["pos_s1"]), word(row["pos_s2"]))
         assert decoded == (row["io"], row["s"], row["s"])
         assert row["n_tokens"] == len(ids)

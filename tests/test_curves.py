@@ -37,8 +37,9 @@ def test_all_nodes_is_the_model_and_no_nodes_is_empty(tiny_llama, prompts, metho
 
 
 def test_chunking_does_not_change_scores(tiny_llama, prompts):
-    circuits = [N.top_nodes(N.score_frame(torch.randn(2, tiny_llama.cfg.n_heads, 6, generator=torch.Generator().manual_seed(k))), 5 * k)
-                for k in (1, 2, 3)]
+    scores = [torch.randn(2, tiny_llama.cfg.n_heads, 6, generator=torch.Generator().manual_seed(k))
+              for k in (1, 2, 3)]
+    circuits = [N.top_nodes(N.score_frame(s), 5 * k) for k, s in zip((1, 2, 3), scores)]
     a = C.Setting(tiny_llama, prompts, batch_size=3).logit_diffs(circuits, tile=2)
     b = C.Setting(tiny_llama, prompts, batch_size=10).logit_diffs(circuits, tile=3)
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)

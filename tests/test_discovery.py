@@ -13,7 +13,6 @@ from circuitgen import discovery as D
 from circuitgen import ioi, load_model, nodes
 from circuitgen import path_patching as PP
 
-
 MAX_PER_STEP = 16  # no cap on a 2 x 4 model: the monotonicity test must see every hit
 
 

@@ -14,7 +14,7 @@ SMALL = faithful.MethodConfig(eap_steps=2, prune_threshold=0.05, prune_prompts=6
 
 @pytest.fixture(scope="module")
 def sets(tiny_llama):
-    return ioi.generate_prompts(tiny_llama, n=8, seed=11).df, ioi.generate_prompts(tiny_llama, n=8, seed=12).df
+    return tuple(ioi.generate_prompts(tiny_llama, n=8, seed=s).df for s in (11, 12))
 
 
 @pytest.mark.parametrize("method", faithful.METHODS)
@@ -30,7 +30,8 @@ def test_each_method_gives_a_complete_ranking_and_is_cached(tiny_llama, sets, tm
     assert len(rank) == len(heads) and len(set(rank)) == len(rank)
     first = heads.sort_values("rank").node.iloc[0]
     assert rank[0].label == first
-    again = faithful.discover(tiny_llama, disc, method, "set1", config=SMALL, out_dir=tmp_path, log=logs.append)
+    again = faithful.discover(tiny_llama, disc, method, "set1", config=SMALL, out_dir=tmp_path,
+                              log=logs.append)
     assert any("reusing" in line for line in logs)
     pd.testing.assert_frame_equal(again.df, run.df)
 

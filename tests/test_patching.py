@@ -4,8 +4,6 @@ clean changes nothing."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
 import torch
 from transformer_lens.utilities import get_act_name

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitgen import predictors as P, scorer, sweeps, variations
+from circuitgen import predictors as P
+from circuitgen import scorer, sweeps, variations
+
 
 @pytest.fixture(scope="module")
 def tiny_scores(tiny_gpt2, tiny_spec):
@@ -138,7 +140,8 @@ def test_compare_models_scores_the_heldout_set():
     noisy = tab.loc["x + noise"]
     assert noisy.r2_heldout < noisy.r2_train - 0.4
     assert noisy.r2_heldout < tab.loc["x alone", "r2_heldout"]
-    wrong = P.compare_models(train, test, "circuit_wrong", {"x + noise": OVERFIT_SPEC.format(y="circuit_wrong")})
+    wrong = P.compare_models(train, test, "circuit_wrong",
+                             {"x + noise": OVERFIT_SPEC.format(y="circuit_wrong")})
     in_pred, out_pred = _lstsq_predict(train, test, "circuit_wrong", cols)
     auc_test = _hand_auc(test.circuit_wrong, out_pred)
     assert wrong.loc["x + noise", "auc_heldout"] == pytest.approx(auc_test, rel=1e-12)
@@ -174,7 +177,8 @@ def test_auc_equals_pairwise_count_with_ties():
     y = rng.integers(0, 2, 80).astype(bool)
     s = np.round(rng.normal(size=80) + y, 1)  # rounded: ties
     pos, neg = s[y], s[~y]
-    brute = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    wins = (pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()
+    brute = wins / (len(pos) * len(neg))
     assert P.auc(y, s) == pytest.approx(brute)
     with pytest.raises(ValueError, match="both"):
         P.auc(np.ones(5), np.arange(5))
@@ -232,11 +236,19 @@ def test_score_families_equals_one_sweep_per_family(tiny_gpt2, tiny_spec, tmp_pa
     assert "seed3" in saved[0].name and pd.read_csv(saved[0]).prompt.tolist() == \
         both[both.family == "domain"].prompt.tolist()
     for fam in ("domain", "adversarial"):
-        alone = sweeps.run_sweep(tiny_gpt2, spec, variations.generate_family(fam, tiny_gpt2, 1, seed=3), seed=3)
+        generated = variations.generate_family(fam, tiny_gpt2, 1, seed=3)
+        alone = sweeps.run_sweep(tiny_gpt2, spec, generated, seed=3)
         part = both[both.family == fam].reset_index(drop=True)
         assert (part.prompt == alone.prompt).all()
         np.testing.assert_array_equal(part.circuit_logit_diff, alone.circuit_logit_diff)
     assert set(both.attrs["prompt_sets"]) == {"domain", "adversarial"}
+    # The families were scored through their score files, which a second call reads back.
+    files = both.attrs["score_files"]
+    assert [f.parent for f in files] == [tmp_path / "scores"] * 2 and all(f.exists() for f in files)
+    again = P.score_families(tiny_gpt2, spec, seed=3, n_per_condition=1,
+                             families=["domain", "adversarial"], output_dir=tmp_path, log=None)
+    pd.testing.assert_frame_equal(again, both)
+    assert again.attrs["prompt_sets"] == both.attrs["prompt_sets"]
 
 
 def test_ablation_agreement(tiny_gpt2, tiny_spec, tiny_scores):
@@ -445,7 +457,8 @@ def test_heldout_check_recovers_an_effect_beyond_the_share():
     assert wr.score == pytest.approx(
         _hand_auc(right_te.circuit_wrong_model_right, logit.predict(right_te)), rel=1e-6)
     held = smf.logit(wr.spec, right_te).fit(disp=0)
-    assert wr.table.loc["io_pos", "estimate_heldout"] == pytest.approx(np.exp(held.params["io_pos"]), rel=1e-5)
+    assert wr.table.loc["io_pos", "estimate_heldout"] == pytest.approx(np.exp(held.params["io_pos"]),
+                                                                       rel=1e-5)
     cmp = P.compare_classifiers(tr, te)
     assert list(cmp.index) == ["confidence alone", "features", "features + confidence"]
     assert cmp.attrs["n"] == ((train.model_ld > 0).sum(), (test.model_ld > 0).sum())

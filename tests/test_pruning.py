@@ -106,8 +106,8 @@ def test_visit_order_is_reverse_topological(tiny_llama, prompts):
     t = r.table.sort_values("order")
     assert list(t.node) == [n.label for n in reversed(N.head_nodes(2, tiny_llama.cfg.n_heads))]
     assert t.layer.is_monotonic_decreasing
-    assert [n.label for n in P.visit_order([N.Node(0, 0, "IO"), N.Node(1, 0, "IO"), N.Node(0, 1, "IO"),
-                                            N.Node(0, 1, "END")])] == ["1.0@IO", "0.1@END", "0.1@IO", "0.0@IO"]
+    nodes = [N.Node(0, 0, "IO"), N.Node(1, 0, "IO"), N.Node(0, 1, "IO"), N.Node(0, 1, "END")]
+    assert [n.label for n in P.visit_order(nodes)] == ["1.0@IO", "0.1@END", "0.1@IO", "0.0@IO"]
 
 
 def test_final_metric_is_the_engines_for_the_kept_nodes(tiny_llama, prompts):
@@ -165,8 +165,8 @@ def test_two_stage_tests_heads_then_roles(tiny_llama, prompts):
     whole = t[t.stage == "heads"]
     assert whole.removed.all()  # a head decided in stage one was removed whole
     assert (whole.groupby(["layer", "head"]).score.nunique() == 1).all()
-    assert r.final_metric == pytest.approx(_engine_metric(tiny_llama, prompts, r.kept,
-                                                          scorer.mean_reference(tiny_llama, prompts)), abs=1e-6)
+    means = scorer.mean_reference(tiny_llama, prompts)
+    assert r.final_metric == pytest.approx(_engine_metric(tiny_llama, prompts, r.kept, means), abs=1e-6)
 
 
 def test_candidate_subset_and_errors(tiny_llama, prompts):

@@ -107,7 +107,8 @@ def test_rediscovery_finds_a_planted_change(tiny_gpt2, tmp_path):
                 z[:, :, h] = 0
         return z
 
-    same = R.discover_sets(model, {"unchanged": sets["everyday"]}, "same", steps=2, out_dir=tmp_path, log=None).df
+    same = R.discover_sets(model, {"unchanged": sets["everyday"]}, "same", steps=2, out_dir=tmp_path,
+                           log=None).df
     hooks = [(f"blocks.{layer}.attn.hook_z", zero_heads) for layer in {lay for lay, _ in knocked}]
     with model.hooks(fwd_hooks=hooks):
         planted = R.discover_sets(model, {"planted": sets["everyday"]}, "planted", steps=2,

@@ -125,12 +125,13 @@ def _all_ablated_by_hand(model, df: pd.DataFrame, means: A.MeanReference) -> np.
         words = [model.tokenizer.decode([t]).strip() for t in model.to_tokens(r.prompt)[0].tolist()]
         names = ["BOS"] + ["other"] * (len(words) - 1)
         s1, s2 = words.index(r.s), len(words) - 1 - words[::-1].index(r.s)
-        names[words.index(r.io)], names[s1], names[s1 + 1], names[s2], names[-1] = "IO", "S1", "S1+1", "S2", "END"
+        for i, role in ((words.index(r.io), "IO"), (s1, "S1"), (s1 + 1, "S1+1"), (s2, "S2"), (-1, "END")):
+            names[i] = role
         roles = torch.tensor([A.ROLE_INDEX[n] for n in names])
         assert len(roles) == b.tokens.shape[1]
         g = means.groups.index(means.keys(row)[0])
 
-        def hook(z, hook):
+        def hook(z, hook, g=g, roles=roles):
             layer = int(hook.name.split(".")[1])
             return means.means[g, roles, layer][None].to(z.dtype)
 
@@ -151,10 +152,11 @@ def test_empty_circuit_and_normalised_faithfulness(tiny_llama):
     meta = out.attrs["circuitgen"]
     assert meta["normalised_faithfulness"] == pytest.approx(1.0, abs=1e-6)
     table = evaluation.faithfulness_table(out)
-    assert table.loc["(F(C)-F(∅))/(F(M)-F(∅))", ["estimate", "lo", "hi"]].tolist() == pytest.approx([1, 1, 1], abs=1e-6)
+    norm = "(F(C)-F(∅))/(F(M)-F(∅))"
+    assert table.loc[norm, ["estimate", "lo", "hi"]].tolist() == pytest.approx([1, 1, 1], abs=1e-6)
     # A planted half-way circuit: C = (M + ∅) / 2 per prompt gives normalised faithfulness 1/2.
     half = out.assign(circuit_logit_diff=(out.logit_diff + out.empty_logit_diff) / 2)
-    assert evaluation.faithfulness_table(half).loc["(F(C)-F(∅))/(F(M)-F(∅))", "estimate"] == pytest.approx(0.5)
+    assert evaluation.faithfulness_table(half).loc[norm, "estimate"] == pytest.approx(0.5)
 
 
 def test_random_circuits_keep_the_shape(tiny_spec):

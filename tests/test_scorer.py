@@ -274,7 +274,8 @@ def naive_circuit_logit_diff(model, spec, row: pd.Series, means: A.MeanReference
         for head in range(model.cfg.n_heads):
             for p in range(z.shape[1]):
                 role = A.ROLE_NAMES[roles[p]]
-                pos_ok = (layer, head) in kept and ("ALL" in kept[(layer, head)] or role in kept[(layer, head)])
+                where = kept.get((layer, head), ())
+                pos_ok = (layer, head) in kept and ("ALL" in where or role in where)
                 if not pos_ok:
                     z[0, p, head] = means.means[g, roles[p], layer, head]
         return z
@@ -349,7 +350,8 @@ def test_signature_is_the_cached_attention(tiny_gpt2, spec, prompts):
     b = B.encode(tiny_gpt2, prompts.head(5))
     _, cache = tiny_gpt2.run_with_cache(b.tokens, attention_mask=b.mask)
     rows = torch.arange(5)
-    want = torch.stack([cache["blocks.1.attn.hook_pattern"][rows, h, b.end, b.pos["IO"]] for h in (0, 3)]).mean(0)
+    pattern = cache["blocks.1.attn.hook_pattern"]
+    want = torch.stack([pattern[rows, h, b.end, b.pos["IO"]] for h in (0, 3)]).mean(0)
     torch.testing.assert_close(torch.tensor(out.sig_movers.values), want, atol=1e-6, rtol=0)
     assert "ko_movers" not in out.columns
 

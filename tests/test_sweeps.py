@@ -10,10 +10,10 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
-
 from statsmodels.stats.multitest import multipletests
 
 from circuitgen import ioi, paths, stats, sweeps, variations
+
 
 @pytest.fixture(scope="module")
 def spec(tiny_spec):
@@ -76,6 +76,22 @@ def test_plot_and_worst(scores):
     worst = sweeps.worst_prompts(scores, 3)
     assert len(worst) == 3 and worst.circuit_logit_diff.is_monotonic_increasing
     assert {"condition", "prompt"} <= set(worst.columns)
+
+
+def test_plot_draws_an_estimate_outside_its_interval_where_it_is():
+    """With few templates a ratio of means can lie outside its percentile interval; the plot
+    shows the point at the estimate and the interval where it is, instead of failing."""
+    cols = {}
+    for col, (est, lo, hi) in {"logit_diff": (2.0, 1.0, 3.0), "circuit_logit_diff": (1.0, 0.5, 1.5),
+                               "faithfulness": (0.9, 0.2, 0.6)}.items():
+        cols |= {col: [est, est], f"{col}_lo": [lo, lo], f"{col}_hi": [hi, hi]}
+    table = pd.DataFrame(cols | {"n": [3, 3]}, index=["a", "b"])
+    fig = sweeps.plot_conditions(table, "t", base="a")
+    ax = fig.axes[1]
+    points = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(points) == 1 and np.allclose(points[0].get_xdata(), 0.9)
+    segments = np.concatenate([c.get_segments() for c in ax.collections])
+    assert np.allclose(sorted({seg[0][0] for seg in segments} | {seg[1][0] for seg in segments}), [0.2, 0.6])
 
 
 def test_flag_lines_counts_and_reasons(scores, prompt_set):
@@ -173,7 +189,7 @@ def test_compare_with_reference_lines(scores):
         d = sweeps.difference_from_reference(scores, "everyday", stat)
         diff = sweeps.clearly_different(scores, "everyday", stat)
 
-        def named(names):
+        def named(names, d=d):
             return ", ".join(f"{n} (q={d.loc[n, 'q']:.2g})" for n in names) or "none"
 
         assert line == (f"{stat} (reference {table.loc['everyday', stat]:.2f}): clearly lower in "
@@ -420,3 +436,70 @@ def test_reference_line_says_what_the_means_were_taken_over(scores):
                            f"{abl['n_groups']} groups by (condition, order)")
     assert abl["sha256_16"] in line and f"smallest group {abl['group_size_min']}" in line
     assert sweeps.reference_line(pd.DataFrame()) == "ablation: not recorded"
+
+
+def test_score_file_round_trips_the_scores_and_their_provenance(tiny_gpt2, spec, prompt_set, scores,
+                                                              tmp_path):
+    """A family scored through its score file equals run_sweep's frame, column for column and
+    with the scorer's provenance, both when it is computed and when it is read back."""
+    calls = []
+    real = sweeps.run_sweep
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    sweeps.run_sweep = counting
+    try:
+        first = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path, log=None)
+        again = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path, log=None)
+    finally:
+        sweeps.run_sweep = real
+    assert len(calls) == 1                                   # the second call read the file
+    path = tmp_path / "scores" / f"tiny-gpt2-domain-seed0-{sweeps.circuit_label(spec)}-mean.csv"
+    assert first.attrs["score_file"] == again.attrs["score_file"] == str(path) and path.exists()
+    for got in (first, again):
+        pd.testing.assert_frame_equal(got, scores)
+        assert got.attrs["circuitgen"] == scores.attrs["circuitgen"]
+    from circuitgen import tables
+    back = tables.ScoreTable.load(path)
+    assert back.provenance["n_scored"] == scores.attrs["circuitgen"]["n_scored"]
+    pd.testing.assert_frame_equal(back.scores(), scores)
+
+
+def test_a_stale_score_file_is_recomputed_never_used(tiny_gpt2, spec, prompt_set, tmp_path,
+                                                     monkeypatch):
+    first = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path, log=None)
+    path = first.attrs["score_file"]
+    # Other prompts under the same file name: the file is stale and is recomputed.
+    fewer = ioi.PromptSet(df=prompt_set.df.iloc[:6].reset_index(drop=True), meta=prompt_set.meta)
+    second = sweeps.family_scores(tiny_gpt2, spec, fewer, seed=0, output_dir=tmp_path, log=None)
+    assert second.attrs["score_file"] == path and len(second) == 6
+    pd.testing.assert_frame_equal(pd.read_csv(path).iloc[:, :3], second.iloc[:, :3].reset_index(drop=True),
+                                  check_dtype=False)
+    # A change to the scoring code makes the file stale too: a planted wrong score written under
+    # an old code hash is not read back.
+    planted = pd.read_csv(path)
+    monkeypatch.setattr(sweeps, "scoring_code_sha", lambda: "another-version")
+    from circuitgen import tables
+    table = tables.load_table(path)
+    table.df["logit_diff"] = 99.0
+    table.save(path)
+    third = sweeps.family_scores(tiny_gpt2, spec, fewer, seed=0, output_dir=tmp_path, log=None)
+    assert (third.logit_diff != 99.0).all()
+    assert np.allclose(third.logit_diff, planted.logit_diff, equal_nan=True)
+
+
+def test_refresh_recomputes_a_fresh_score_file(tiny_gpt2, spec, prompt_set, tmp_path):
+    from circuitgen import tables
+    first = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path, log=None)
+    path = first.attrs["score_file"]
+    table = tables.load_table(path)
+    table.df["logit_diff"] = 99.0                     # same fingerprint, planted wrong values
+    table.save(path)
+    assert (sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path,
+                                 log=None).logit_diff.dropna() == 99.0).all()
+    fresh = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path,
+                                 refresh=True, log=None)
+    assert (fresh.logit_diff.dropna() != 99.0).all()
+    pd.testing.assert_frame_equal(fresh, first.drop(columns=[]), check_like=False)

@@ -18,6 +18,7 @@ def _frame() -> pd.DataFrame:
         "n": [1, 2, 3],
         "code": ["007", "1.50", "NA"],       # text that pandas would otherwise parse
         "stage": pd.array(["a", None, "b"], dtype="string"),
+        "blank": ["", np.nan, "x"],               # an empty string is not a missing value
     })
 
 

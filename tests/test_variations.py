@@ -132,13 +132,15 @@ def test_checker_catches_broken_rows(toks):
     for r in rows.values():
         check_row(tok, as_tuple(r))
     r = rows["base"]
-    swapped = r.copy(); swapped["io"], swapped["s"] = r.s, r.io
-    shifted = r.copy(); shifted["pos_io"] = r.pos_io + 1
-    bad_abc = r.copy(); bad_abc["abc_prompt"] = r.prompt
-    longer = r.copy(); longer["abc_prompt"] = r.abc_prompt.replace(" to", " over to")
-    same_names = r.copy(); same_names["abc_prompt"] = r.abc_prompt.replace(r.abc_s2, r.abc_s1)
-    undercount = rows["double_io"].copy(); undercount["io_mentions"] = 1
-    for b in (swapped, shifted, bad_abc, longer, same_names, undercount):
+    broken = [r.copy() for _ in range(5)] + [rows["double_io"].copy()]
+    swapped, shifted, bad_abc, longer, same_names, undercount = broken
+    swapped["io"], swapped["s"] = r.s, r.io
+    shifted["pos_io"] = r.pos_io + 1
+    bad_abc["abc_prompt"] = r.prompt
+    longer["abc_prompt"] = r.abc_prompt.replace(" to", " over to")
+    same_names["abc_prompt"] = r.abc_prompt.replace(r.abc_s2, r.abc_s1)
+    undercount["io_mentions"] = 1
+    for b in broken:
         with pytest.raises(AssertionError):
             check_row(tok, as_tuple(b))
 

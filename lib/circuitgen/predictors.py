@@ -28,13 +28,15 @@ families). The pipeline:
   seed-0-train / seed-1-test check for one outcome.
 - :func:`vif`: variance inflation factors, to say which coefficients collinearity blurs.
 - :func:`score_families`: the data: every variation family generated with one seed and scored
-  family by family (so the ablation means are each family's own, as in weeks 8-11).
+  family by family (so the ablation means are each family's own, as in weeks 8-11), read from
+  the score files weeks 8-11 wrote when they are fresh.
 - :func:`ablation_agreement`: the same prompts scored with two ablations (mean vs resample, after
   Miller et al. 2024): per-condition faithfulness under each, and how far the conclusions agree.
 """
 
 from __future__ import annotations
 
+import pathlib
 import warnings
 from dataclasses import dataclass
 
@@ -544,24 +546,28 @@ def compare_classifiers(train: pd.DataFrame, test: pd.DataFrame,
 
 def score_families(model, spec, seed: int, n_per_condition: int, families=None,
                    ablation=None, batch_size: int = 16, save: bool = False,
-                   output_dir: str | None = None) -> pd.DataFrame:
-    """Every family in ``families`` (default: all) generated with ``seed`` and scored with
-    :func:`circuitgen.sweeps.run_sweep` one family at a time; rows keep ``family`` and
-    ``condition``; ``attrs["prompt_sets"]`` has each family's scoring metadata and, with ``save``,
-    ``attrs["saved"]`` the prompt CSVs written (:func:`circuitgen.sweeps.save_prompt_set`)."""
+                   output_dir: str | None = None, log=print) -> pd.DataFrame:
+    """Every family in ``families`` (default: all) generated with ``seed`` and scored one family
+    at a time through its score file (:func:`circuitgen.sweeps.family_scores`: the file weeks
+    8-11 wrote is read when it was made from the same prompts, circuit, ablation and scoring code,
+    else the family is scored and the file written); rows keep ``family`` and ``condition``;
+    ``attrs["prompt_sets"]`` has each family's scoring metadata, ``attrs["score_files"]`` the
+    files and, with ``save``, ``attrs["saved"]`` the prompt CSVs written
+    (:func:`circuitgen.sweeps.save_prompt_set`)."""
     from circuitgen import sweeps, variations
 
-    parts, metas, saved = [], {}, []
+    parts, metas, saved, files = [], {}, [], []
     for fam in families or variations.FAMILIES:
         ps = variations.generate_family(fam, model, n_per_condition=n_per_condition, seed=seed)
         if save:
             saved.append(sweeps.save_prompt_set(ps, model.circuitgen.model, seed, output_dir))
-        parts.append(sweeps.run_sweep(model, spec, ps, seed=seed, ablation=ablation,
-                                      batch_size=batch_size))
-        metas[fam] = parts[-1].attrs["circuitgen"]
+        part = sweeps.family_scores(model, spec, ps, seed=seed, ablation=ablation,
+                                    output_dir=output_dir, batch_size=batch_size, log=log)
+        files.append(pathlib.Path(part.attrs.pop("score_file")))
+        metas[fam] = part.attrs["circuitgen"]
+        parts.append(part)
     out = pd.concat(parts, ignore_index=True)
-    out.attrs["prompt_sets"] = metas
-    out.attrs["saved"] = saved
+    out.attrs = {"prompt_sets": metas, "saved": saved, "score_files": files}
     return out
 
 

@@ -40,18 +40,28 @@ same things the same way (each returns a list of lines; the notebook prints them
 - :func:`findings`, :func:`condition_values`, :func:`contrast_values`: the numbers and condition
   names a chapter's findings quote, as a flat ``{key: int | float | str}`` for myst-nb ``glue``
   (plain Python values, so ``{glue:text}`key:.2f``` can format them; "none" for empty lists);
+- :func:`family_scores`: :func:`run_sweep` kept as a score file
+  (``data/scores/<model>-<family>-seed<SEED>-<circuit>-<ablation>.csv`` with its ``.meta.json``,
+  a :class:`circuitgen.tables.ScoreTable`): the sweep chapters write it, later chapters (week 12)
+  read it, and a file whose inputs (prompts, circuit, ablation, model, seed, the scoring code)
+  have changed is recomputed, never used;
 - :func:`save_prompt_set`: the generated set written as ``<family>-<model>-seed<SEED>.csv`` (with
   its ``.meta.json``) under ``data/prompts/`` for the reference run, else under the run's folder.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib
+import inspect
 import pathlib
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from circuitgen import paths, scorer
+from circuitgen import paths, scorer, tables
 from circuitgen import stats as st
 from circuitgen.circuits import CircuitSpec
 from circuitgen.ioi import PromptSet
@@ -84,6 +94,63 @@ def run_sweep(model, spec: CircuitSpec, prompt_set: PromptSet | pd.DataFrame, kn
                                "conditions_skipped", "n_names_dropped") if k in prompt_set.meta}
     meta["main_signature"] = main_signature(scores, spec)
     scores.attrs["circuitgen"] = meta
+    return scores
+
+
+# The modules whose code decides a score: their source is one of a score file's inputs, so any
+# change to how scores are computed makes the committed score files stale (recomputed on next use).
+SCORING_MODULES = ("circuitgen.scorer", "circuitgen.reference", "circuitgen.ablation",
+                   "circuitgen.batch", "circuitgen.resume", "circuitgen.ioi")
+
+
+@functools.cache
+def scoring_code_sha() -> str:
+    """sha256 (16 hex) of :data:`SCORING_MODULES`' source and :func:`run_sweep`'s."""
+    text = "".join(inspect.getsource(importlib.import_module(m)) for m in SCORING_MODULES)
+    return hashlib.sha256((text + inspect.getsource(run_sweep)).encode()).hexdigest()[:16]
+
+
+def circuit_label(spec: CircuitSpec) -> str:
+    """The spec's file stem (``smollm2-135m-ioi``), or ``circuit`` for a spec made in memory."""
+    stem = pathlib.Path(spec.source).stem
+    return stem if stem and not stem.startswith("<") else "circuit"
+
+
+def score_file(family: str, model: str, seed: int, circuit: str, ablation: str,
+               output_dir: str | pathlib.Path | None = None) -> pathlib.Path:
+    """``<output dir>/scores/<model slug>-<family>-seed<seed>-<circuit>-<ablation>.csv``:
+    ``data/scores/`` for the reference run, the run's own folder otherwise."""
+    folder = paths.output_dir(None if output_dir is None else str(output_dir)) / "scores"
+    slug = model.replace("/", "--")
+    return folder / f"{slug}-{family}-seed{seed}-{circuit}-{ablation.replace(' ', '_')}.csv"
+
+
+def family_scores(model, spec: CircuitSpec, prompt_set: PromptSet, *, seed: int = 0,
+                  ablation: scorer.Ablation | None = None, output_dir: str | pathlib.Path | None = None,
+                  refresh: bool = False, batch_size: int = 16,
+                  log: Callable[[str], None] | None = print) -> pd.DataFrame:
+    """:func:`run_sweep`'s scores of ``prompt_set`` through its score file (:func:`score_file`):
+    read when the file was made from the same prompts, circuit, ablation, model, seed and scoring
+    code (:func:`scoring_code_sha`), else computed and written; ``refresh`` always computes (the
+    sweep chapters do, so running them re-checks the scores that later chapters read). The
+    returned frame carries the scorer's provenance in ``attrs["circuitgen"]`` as
+    :func:`run_sweep`'s does."""
+    family = prompt_set.meta.get("family")
+    if not family:
+        raise ValueError("the prompt set's meta has no 'family'; make it with circuitgen.variations.")
+    abl = ablation or scorer.spec_ablation(spec)
+    name = model.circuitgen.model
+    path = score_file(family, name, seed, circuit_label(spec), abl.method, output_dir)
+    inputs = {"prompts": prompt_set.df, "prompt_meta": prompt_set.meta, "circuit": spec.to_dict(),
+              "ablation": abl.to_dict(), "model": name, "seed": seed, "code": scoring_code_sha()}
+
+    def compute() -> tables.ScoreTable:
+        return tables.ScoreTable.from_scores(run_sweep(model, spec, prompt_set, seed=seed,
+                                                       ablation=ablation, batch_size=batch_size))
+
+    table = tables.cached(path, inputs, compute, log=log, refresh=refresh)
+    scores = tables.ScoreTable(table.df, table.meta).scores()
+    scores.attrs["score_file"] = str(path)
     return scores
 
 
@@ -207,9 +274,11 @@ def plot_conditions(table: pd.DataFrame, title: str, base: str | None = None):
     for ax, series, xlabel, neutral in panels:
         for col, label, color, dy in series:
             est = table[col].to_numpy(float)
-            err = np.vstack([est - table[f"{col}_lo"].to_numpy(float),
-                             table[f"{col}_hi"].to_numpy(float) - est])
-            ax.errorbar(est, y + dy, xerr=err, fmt="o", color=color, capsize=3, label=label)
+            lo, hi = table[f"{col}_lo"].to_numpy(float), table[f"{col}_hi"].to_numpy(float)
+            # The interval is drawn on its own: with few clusters a ratio of means can fall
+            # outside its percentile interval, which errorbar's +/- errors cannot show.
+            ax.errorbar((lo + hi) / 2, y + dy, xerr=(hi - lo) / 2, fmt="none", ecolor=color, capsize=3)
+            ax.plot(est, y + dy, "o", color=color, label=label)
             if base in table.index:
                 ax.axvline(table.loc[base, col], color=color, ls="--", lw=1, alpha=0.7)
         ax.axvline(neutral, color="k", lw=0.8)
@@ -715,7 +784,7 @@ def shown_path(path: str | pathlib.Path) -> str:
     return paths.shown_path(path)
 
 
-__all__ = ["run_sweep", "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
+__all__ = ["run_sweep", "family_scores", "score_file", "scoring_code_sha", "circuit_label", "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
            "worst_prompts", "main_signature", "flag_lines", "difference_from_reference", "clearly_different",
            "compare_with_reference", "contrast_table", "replication_table", "is_proportion", "interval_note",
            "PROPORTION_STATS", "CLUSTER", "FDR", "failure_counts", "worst_prompt_lines", "prompt_set_name",

@@ -6,8 +6,9 @@ them, with a fingerprint of their inputs (prompt sets, model, method parameters,
 :func:`cached` reuses a file only when the fingerprint matches; a stale file is recomputed and
 overwritten, never silently used. Column dtypes are stored in the sidecar so nullable integers,
 booleans and strings come back as they were written (floats round-trip exactly: pandas writes the
-shortest repr). One loss is inherent to CSV: an empty string and a missing text value are both
-written as an empty field and read back as missing.
+shortest repr). CSV writes an empty string and a missing text value alike, as an empty field, so
+the sidecar lists the rows where each text column is missing (``text_missing``) and everything
+else in a text column reads back as the string it was, empty ones included.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SIDE = ".meta.json"
+TEXT = ("object", "str", "string")
+ATTRS = "circuitgen"  # the DataFrame.attrs key the scorer writes its provenance under
 
 
 @dataclass
@@ -36,9 +40,38 @@ class ResultTable:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.df.to_csv(path, index=False, lineterminator="\n")
         meta = {**self.meta, "dtypes": {c: str(t) for c, t in self.df.dtypes.items()},
-                "n_rows": len(self.df)}
+                "n_rows": len(self.df),
+                "text_missing": {c: np.flatnonzero(self.df[c].isna().to_numpy()).tolist()
+                                 for c, t in self.df.dtypes.items() if str(t) in TEXT}}
         meta_file(path).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
         return path
+
+
+class ScoreTable(ResultTable):
+    """Scores and their provenance (model, circuit, ablation reference, F(M), F(C), ...) as one
+    object. In memory the scorer keeps the provenance in ``DataFrame.attrs["circuitgen"]``, which
+    many pandas operations drop; on disk it lives in the sidecar, under ``provenance``."""
+
+    @classmethod
+    def from_scores(cls, scores: pd.DataFrame, meta: Mapping[str, Any] | None = None) -> ScoreTable:
+        frame = scores.copy()
+        frame.attrs = {}
+        return cls(frame, {**(meta or {}), "provenance": dict(scores.attrs.get(ATTRS, {}))})
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path) -> ScoreTable:
+        table = load_table(path)
+        return cls(table.df, table.meta)
+
+    @property
+    def provenance(self) -> dict:
+        return self.meta.get("provenance", {})
+
+    def scores(self) -> pd.DataFrame:
+        """The frame with its provenance back in ``attrs``, as the scorer returned it."""
+        frame = self.df.copy()
+        frame.attrs[ATTRS] = dict(self.provenance)
+        return frame
 
 
 def meta_file(path: str | pathlib.Path) -> pathlib.Path:
@@ -55,12 +88,17 @@ def load_table(path: str | pathlib.Path) -> ResultTable:
                                 "by the code that computes it (circuitgen.tables.cached).")
     meta = json.loads(mp.read_text())
     dtypes = meta.get("dtypes", {})
-    text_cols = {c: str for c, t in dtypes.items() if t in ("object", "str", "string")}
+    text_cols = {c: str for c, t in dtypes.items() if t in TEXT}
+    missing = meta.get("text_missing")  # absent in tables written before it was recorded
     other_na = ["", "NaN", "nan", "<NA>", "NA", "None"]
-    na = {c: ([""] if c in text_cols else other_na) for c in dtypes}
+    na = {c: ([] if missing is not None else [""]) if c in text_cols else other_na for c in dtypes}
     df = pd.read_csv(path, dtype=text_cols or None, keep_default_na=False, na_values=na)
+    for c, rows in (missing or {}).items():
+        if c in df.columns and rows:
+            df[c] = df[c].astype(object)
+            df.loc[df.index[rows], c] = np.nan
     for c, t in dtypes.items():
-        if c in df.columns and t != "str":
+        if c in df.columns and (t != "str" or (missing or {}).get(c)):
             df[c] = df[c].astype(t)
     return ResultTable(df, meta)
 
@@ -87,16 +125,17 @@ def fingerprint(inputs: Mapping[str, Any]) -> str:
 
 def cached(path: str | pathlib.Path, inputs: Mapping[str, Any],
            compute: Callable[[], pd.DataFrame | ResultTable],
-           *, meta: Mapping[str, Any] | None = None, log: Callable[[str], None] | None = print
-           ) -> ResultTable:
+           *, meta: Mapping[str, Any] | None = None, log: Callable[[str], None] | None = print,
+           refresh: bool = False) -> ResultTable:
     """The table at ``path`` if it was made from these ``inputs``; else ``compute()``, saved.
 
     The sidecar records the fingerprint and, for reading, a JSON form of the inputs (frames by
     hash). ``meta`` adds provenance; ``compute`` may return a :class:`ResultTable` whose own
-    ``meta`` (seconds, counts) is kept too."""
+    ``meta`` (seconds, counts) is kept too. ``refresh``: compute and write even when the file is
+    fresh (for the chapter whose job is the computation, so that running it re-checks it)."""
     path = pathlib.Path(path)
     fp = fingerprint(inputs)
-    if path.exists() and meta_file(path).exists():
+    if path.exists() and meta_file(path).exists() and not refresh:
         old = load_table(path)
         if old.meta.get("inputs_sha") == fp:
             if log:
@@ -112,4 +151,4 @@ def cached(path: str | pathlib.Path, inputs: Mapping[str, Any],
     return load_table(path)  # what later runs will read, so first and later runs see the same
 
 
-__all__ = ["ResultTable", "load_table", "fingerprint", "cached", "meta_file"]
+__all__ = ["ResultTable", "ScoreTable", "load_table", "fingerprint", "cached", "meta_file"]
