@@ -25,7 +25,9 @@ import run_book  # noqa: E402
 MODELS = ["tiny-gpt2", "tiny-llama"]
 
 # The smallest sizes each chapter's own parameters allow (papermill parameters; a chapter not
-# listed runs with its defaults, which are already small on a 2-layer model).
+# listed runs with its defaults, which are already small on a 2-layer model). N_PER_CONDITION=2
+# is too few: week 12's interval plot fails (negative error bars), and it saves little time,
+# since the ablation reference pads each (condition, order) group to 20 prompts whatever N is.
 SMALL: dict[str, dict] = {
     "w03": {"SEQ_LEN": 20, "N_SEQS": 2},
     "w04": {"N_PROMPTS": 36},
@@ -57,6 +59,15 @@ BEFORE: dict[str, list[str]] = {
 SKIP: dict[tuple[str, str], str] = {}
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of the children it has waited for
+    (papermill's kernels, scripts/week15.py)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=MODELS)
@@ -73,9 +84,10 @@ def main() -> None:
     if args.only:
         stems = [s for s in stems if any(pathlib.Path(s).name.startswith(o) for o in args.only)]
     failures: list[str] = []
-    timings: list[str] = []
+    timings: list[tuple[str, str, float]] = []
     skipped: list[str] = []
     start_all = time.time()
+    cpu_start = _cpu_seconds()
     for model in args.models:
         run_dir = run_book.ROOT / "runs" / f"smoke-{model}"
         if args.fresh and run_dir.exists():
@@ -100,11 +112,20 @@ def main() -> None:
                 print(exc, file=sys.stderr)
                 if not args.keep_going:  # later chapters read what this one should have written
                     break
-            timings.append(f"{model} {week}: {time.time() - start:.0f} s")
-    print("\n".join(timings))
+            timings.append((model, week, time.time() - start))
+    print("\nseconds per chapter (wall clock, including papermill's kernel start):")
+    for model in args.models:
+        mine = [(w, s) for m, w, s in timings if m == model]
+        if mine:
+            print(f"  {model}: {sum(s for _, s in mine):.0f} s in all; "
+                  + ", ".join(f"{w} {s:.0f}" for w, s in mine))
+    slowest = sorted(timings, key=lambda t: -t[2])[:5]
+    print("  slowest: " + ", ".join(f"{m} {w} {s:.0f} s" for m, w, s in slowest))
     if skipped:
         print("skipped (not yet runnable on that model):\n  " + "\n  ".join(skipped))
-    print(f"smoke run: {time.time() - start_all:.0f} s")
+    print(f"smoke run: {time.time() - start_all:.0f} s wall clock, {_cpu_seconds() - cpu_start:.0f} s "
+          "CPU (this process and the kernels it ran; on a shared machine the CPU time is the "
+          "steadier figure)")
     if failures:
         sys.exit("smoke run failed:\n  " + "\n  ".join(failures))
 
