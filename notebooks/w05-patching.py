@@ -51,9 +51,8 @@ import pathlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import TwoSlopeNorm
 
-from circuitgen import runtime
+from circuitgen import plots, runtime
 from circuitgen import patching as P
 
 model = runtime.start(MODEL, SEED, DEVICE)
@@ -84,21 +83,6 @@ print(f"mean logit difference IO - S at END: clean {s.clean_mean:.2f}, corrupted
 # %%
 title_tail = f"({MODEL}, {len(s)} prompts)"
 
-
-def heatmap(ax, values, title, xlabel, ylabel, xticks=None):
-    v = np.asarray(values, dtype=float)
-    lim = max(float(np.nanmax(np.abs(v))), 1e-6)
-    im = ax.imshow(v, aspect="auto", cmap="RdBu", norm=TwoSlopeNorm(0.0, -lim, lim),
-                   interpolation="nearest")
-    if xticks is not None:
-        ax.set_xticks(range(len(xticks)), xticks, rotation=60, ha="right")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(False)
-    return im
-
-
 # %% [markdown]
 # ## The residual stream, layer by position
 # Patch the clean residual stream entering layer $L$ at position $p$ into the corrupted run
@@ -108,10 +92,12 @@ def heatmap(ax, values, title, xlabel, ylabel, xticks=None):
 # %%
 resid, timings["residual stream (layer x position)"] = P.timed(
     P.patch, model, s, "resid_pre", progress=PROGRESS)
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(10, 7))
-im = heatmap(ax, resid, f"Patching the residual stream {title_tail}", "position (token or role)",
-             "layer (residual stream entering it)", s.labels)
-fig.colorbar(im, label="normalised logit difference (0 corrupted, 1 clean)")
+plots.head_heatmap(ax, resid, title=f"Patching the residual stream {title_tail}",
+                   xlabel="position (token or role)", ylabel="layer (residual stream entering it)",
+                   xticks=s.labels, label="normalised logit difference (0 corrupted, 1 clean)")
 plt.show()
 
 # %%
@@ -134,12 +120,14 @@ print(f"largest recovery at S2: {s2_col.max():.2f}, entering layer {int(s2_col.a
 # %%
 attn_layer, timings["attention layers"] = P.timed(P.patch, model, s, "attn_layer", progress=PROGRESS)
 mlp_layer, timings["MLP layers"] = P.timed(P.patch, model, s, "mlp_layer", progress=PROGRESS)
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 4))
 ax.plot(range(n_layers), attn_layer, marker="o", label="attention output")
 ax.plot(range(n_layers), mlp_layer, marker="s", label="MLP output")
 ax.axhline(0, color="grey", lw=1)
 ax.set_xlabel("layer")
-ax.set_ylabel("normalised logit difference")
+ax.set_ylabel("normalised logit difference (0 corrupted, 1 clean)")
 ax.set_title(f"Patching whole attention and MLP layers (all positions) {title_tail}")
 ax.legend()
 plt.show()
@@ -157,10 +145,11 @@ for name, values in (("attention", attn_layer), ("MLP", mlp_layer)):
 
 # %%
 heads, timings["all heads, output (fast)"] = P.timed(P.patch, model, s, "head_out", progress=PROGRESS)
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 8))
-im = heatmap(ax, heads, f"Patching each head's output {title_tail}", "head", "layer")
-ax.set_xticks(range(n_heads))
-fig.colorbar(im, label="normalised logit difference")
+plots.head_heatmap(ax, heads, title=f"Patching each head's output {title_tail}",
+                   label="normalised logit difference (0 corrupted, 1 clean)")
 plt.show()
 
 # %%
@@ -209,13 +198,14 @@ values, timings["K/V heads, values"] = P.timed(P.patch, model, s, "head_v", prog
 patterns, timings["heads, attention patterns"] = P.timed(P.patch, model, s, "head_pattern",
                                                          progress=PROGRESS)
 n_kv = values.shape[1]
+
+# %% tags=["hide-input"]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 8), gridspec_kw={"width_ratios": [1, 2]})
-im1 = heatmap(ax1, values, "values, per K/V head", "K/V head", "layer")
-ax1.set_xticks(range(n_kv))
-fig.colorbar(im1, ax=ax1, label="normalised logit difference")
-im2 = heatmap(ax2, patterns, "attention patterns, per head", "head", "layer")
-ax2.set_xticks(range(n_heads))
-fig.colorbar(im2, ax=ax2, label="normalised logit difference")
+lim = plots.symmetric_limit(values, patterns)  # one scale, so the two panels compare directly
+plots.head_heatmap(ax1, values, title="values, per K/V head", xlabel="K/V head", vmax=lim,
+                   label="normalised logit difference")
+plots.head_heatmap(ax2, patterns, title="attention patterns, per head", vmax=lim,
+                   label="normalised logit difference")
 fig.suptitle(f"Patching each head's values or attention pattern {title_tail}")
 plt.tight_layout()
 plt.show()
@@ -244,7 +234,7 @@ attr_tl, timings["attribution, all heads (TransformerLens, per prompt)"] = P.tim
     P.attribute, model, s, tl=True)
 r, _ = P.correlation(attr, heads)
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 6))
 ax.scatter(heads.flatten(), attr.flatten(), s=14, alpha=0.7)
 lim = float(max(heads.abs().max(), attr.abs().max())) * 1.1

@@ -42,7 +42,7 @@ import pandas as pd
 
 from myst_nb import glue
 
-from circuitgen import circuits, discovery, evaluation, ioi, paths, runtime, scorer
+from circuitgen import circuits, discovery, evaluation, ioi, paths, plots, runtime, scorer
 
 model = runtime.start(MODEL, SEED, DEVICE)
 n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
@@ -81,18 +81,14 @@ find_set.df[["prompt", "io", "s", "order"]].head(4)
 spec, steps, signatures = discovery.discover(model, find_set.df, threshold=THRESHOLD,
                                              max_per_step=MAX_PER_STEP)
 
-# %%
-direct = steps[0].effect.view(n_layers, n_heads).numpy()
-lim = np.abs(direct).max()
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 7))
-im = ax.imshow(direct, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-ax.set_xlabel("head")
-ax.set_ylabel("layer")
-ax.set_title(f"Step 1: path patching each head -> logits\n({MODEL}, {N_PROMPTS} prompts)")
-fig.colorbar(im, label="relative change in logit difference")
+plots.head_heatmap(ax, steps[0].effect.view(n_layers, n_heads).numpy(),
+                   title=f"Step 1: path patching each head -> logits\n({MODEL}, {N_PROMPTS} prompts)",
+                   label="relative change in logit difference (blue: the head helps IO)")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(steps) - 1, figsize=(5 * (len(steps) - 1), 4), squeeze=False)
 for ax, step in zip(axes[0], steps[1:]):
     table = step.table()
@@ -114,7 +110,7 @@ plt.show()
 # estimate against the exact effect. Heads the screen ranked outside the top 24 were never
 # patched exactly, so a poor agreement here would mean the procedure may have missed heads.
 
-# %%
+# %% tags=["hide-input"]
 screened = [st for st in steps[1:] if st.screened is not None]
 fig, axes = plt.subplots(1, max(len(screened), 1), figsize=(4.5 * max(len(screened), 1), 4), squeeze=False)
 for ax, step in zip(axes[0], screened):
@@ -190,7 +186,7 @@ meta = scores.attrs["circuitgen"]
 print("ablation reference:", {k: meta["ablation"][k] for k in
                               ("group_by", "n_groups", "n_reference_prompts", "group_size_min", "sha256_16")})
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5.5, 5))
 ax.scatter(scores.logit_diff, scores.circuit_logit_diff, s=18, label="circuit")
 ax.scatter(scores.logit_diff, scores.empty_logit_diff, s=12, marker="x", color="grey", label="empty circuit")
@@ -216,14 +212,11 @@ print(faith.round(2).to_string())
 # %%
 null = evaluation.random_circuit_null(model, spec, eval_set.df, means, n_draws=N_RANDOM_CIRCUITS, seed=SEED)
 rand = null[null.circuit != "spec"]
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.8))
-ax.hist(rand.normalised, bins=12, color="grey", label=f"{len(rand)} random circuits, same shape")
-ax.axvline(null.normalised.iloc[0], color="C3", lw=2, label="the circuit")
-ax.axvline(0, color="k", lw=1, ls=":")
-ax.set_xlabel("normalised faithfulness (F(C) − F(∅)) / (F(M) − F(∅))")
-ax.set_ylabel("random circuits")
-ax.set_title(f"The circuit against random circuits of its shape ({MODEL}, {N_EVAL} prompts)")
-ax.legend(fontsize=8)
+plots.null_histogram(ax, null,
+                     title=f"The circuit against random circuits of its shape ({MODEL}, {N_EVAL} prompts)")
 plt.show()
 
 # %%
@@ -255,6 +248,8 @@ glue("w06_null_n", len(rand), display=False)
 
 # %%
 comp = evaluation.completeness(model, spec, eval_set.df, means, n_random=N_RANDOM_SUBSETS, seed=SEED)
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5.5, 5))
 for kind, marker in (("(none)", "*"), ("class", "o"), ("random", "x")):
     part = comp[comp.K.str.startswith(kind)]
@@ -278,11 +273,14 @@ print(comp.round(2).to_string(index=False))
 
 # %%
 mini = evaluation.minimality(model, spec, eval_set.df, means)
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 0.3 * len(mini) + 1.5))
 ax.barh(mini["head"] + " " + mini["class"], mini["relative"])
 ax.axvline(0, color="k", lw=1)
 ax.invert_yaxis()
-ax.set_xlabel("(F(C) - F(C \\ v)) / F(C)")
+ax.set_xlabel("(F(C) - F(C \\ v)) / F(C): share of the circuit's mean logit difference lost")
+ax.set_ylabel("head (layer.head) and its class")
 ax.set_title(f"Minimality: each head's share inside the circuit ({MODEL}, {N_EVAL} prompts)")
 plt.show()
 
