@@ -26,8 +26,9 @@ MODELS = ["tiny-gpt2", "tiny-llama"]
 
 # The smallest sizes each chapter's own parameters allow (papermill parameters; a chapter not
 # listed runs with its defaults, which are already small on a 2-layer model). N_PER_CONDITION=2
-# is too few: week 12's interval plot fails (negative error bars), and it saves little time,
-# since the ablation reference pads each (condition, order) group to 20 prompts whatever N is.
+# saved no time when tried (2026-11-27: week 14 was not faster; the ablation reference pads each
+# (condition, order) group to 20 prompts whatever N is) and week 12's interval plot then failed
+# on negative error bars (plots may have been fixed since).
 SMALL: dict[str, dict] = {
     "w03": {"SEQ_LEN": 20, "N_SEQS": 2},
     "w04": {"N_PROMPTS": 36},
