@@ -784,7 +784,8 @@ def shown_path(path: str | pathlib.Path) -> str:
     return paths.shown_path(path)
 
 
-__all__ = ["run_sweep", "family_scores", "score_file", "scoring_code_sha", "circuit_label", "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
+__all__ = ["run_sweep", "family_scores", "score_file", "scoring_code_sha", "circuit_label",
+           "by_condition", "ratio_of_means_ci", "format_table", "plot_conditions",
            "worst_prompts", "main_signature", "flag_lines", "difference_from_reference", "clearly_different",
            "compare_with_reference", "contrast_table", "replication_table", "is_proportion", "interval_note",
            "PROPORTION_STATS", "CLUSTER", "FDR", "failure_counts", "worst_prompt_lines", "prompt_set_name",
