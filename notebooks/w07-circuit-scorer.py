@@ -41,7 +41,7 @@ from scipy import stats
 
 from myst_nb import glue
 
-from circuitgen import circuits, evaluation, ioi, runtime, scorer
+from circuitgen import circuits, evaluation, ioi, plots, runtime, scorer
 from circuitgen import stats as cg_stats
 
 model = runtime.start(MODEL, SEED, DEVICE)
@@ -82,13 +82,10 @@ means = scorer.mean_reference(model, prompts)
 null_prompts = prompts.groupby(["template", "order"]).head(N_NULL_PER_GROUP)
 null = evaluation.random_circuit_null(model, spec, null_prompts, means, n_draws=N_RANDOM_CIRCUITS, seed=SEED)
 rand = null[null.circuit != "spec"]
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.8))
-ax.hist(rand.normalised, bins=12, color="grey", label=f"{len(rand)} random circuits, same shape")
-ax.axvline(null.normalised.iloc[0], color="C3", lw=2, label="the circuit")
-ax.set_xlabel("normalised faithfulness (F(C) − F(∅)) / (F(M) − F(∅))")
-ax.set_ylabel("random circuits")
-ax.set_title(f"Circuit vs random circuits ({MODEL}, {len(null_prompts)} prompts)")
-ax.legend(fontsize=8)
+plots.null_histogram(ax, null, title=f"Circuit vs random circuits ({MODEL}, {len(null_prompts)} prompts)")
 plt.show()
 
 # %%
@@ -133,6 +130,8 @@ print(f"change in the ratio of means, new - old: {shift.estimate:+.2f} "
 # %%
 sig_cols = [c for c in scores.columns if c.startswith("sig_")]
 ko_cols = [c for c in scores.columns if c.startswith("ko_")]
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 axes[0].hist([scores.logit_diff, scores.circuit_logit_diff], bins=25, label=["model", "circuit"])
 axes[0].set_xlabel("logit difference IO - S (nats)")
@@ -153,7 +152,7 @@ fig.suptitle(f"Scores per prompt ({MODEL}, {meta['n_scored']} prompts)")
 plt.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.5))
 ax.boxplot([scores[c] for c in sig_cols], orientation="horizontal")
 ax.set_yticks(range(1, len(sig_cols) + 1), [c[4:] for c in sig_cols])
@@ -176,12 +175,12 @@ corr = pd.DataFrame(rows)
 corr["q (BH)"] = cg_stats.benjamini_hochberg(corr.p)[1]
 print(corr.round(3).to_string(index=False))
 
-# %%
+# %% tags=["hide-input"]
 sig_main = sig_cols[0]
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
 sc = ax.scatter(scores[sig_main], scores.faithfulness.clip(-1, 3), c=scores.logit_diff, cmap="viridis", s=16)
 ax.set_xlabel(f"{sig_main[4:]} attention along its signature (probability)")
-ax.set_ylabel("faithfulness per prompt (clipped)")
+ax.set_ylabel("faithfulness per prompt, circuit / model (clipped to [-1, 3])")
 ax.set_title(f"Signature vs faithfulness ({MODEL}, {meta['n_scored']} prompts)")
 fig.colorbar(sc, label="model logit difference (nats)")
 plt.show()
@@ -195,6 +194,8 @@ plt.show()
 per_template = scores.groupby("template").agg(
     model=("logit_diff", "mean"), circuit=("circuit_logit_diff", "mean"), n=("prompt", "size"))
 per_template["ratio_of_means"] = per_template.circuit / per_template.model
+
+# %% tags=["hide-input"]
 ax = per_template[["model", "circuit"]].plot.bar(figsize=(11, 3.8))
 ax.set_xlabel("template")
 ax.set_ylabel("mean logit difference (nats)")
@@ -227,14 +228,16 @@ for _, r in fails.nsmallest(6, "circuit_logit_diff").iterrows():
 check = evaluation.s2_check(model, spec, scores, scorer.mean_reference(model, prompts))  # cached
 check["model"] = scores.logit_diff
 above = scores.faithfulness > 1
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
 ax.scatter(check.circuit_logit_diff / check.model, check.circuit_logit_diff_s2_intact / check.model, s=14)
 ax.axhline(1, color="grey", lw=1)
 ax.axvline(1, color="grey", lw=1)
 ax.set_xlim(-1, 3)
 ax.set_ylim(-1, 3)
-ax.set_xlabel("faithfulness, complement ablated everywhere")
-ax.set_ylabel("faithfulness, complement intact at S2")
+ax.set_xlabel("faithfulness per prompt, complement ablated everywhere (circuit / model)")
+ax.set_ylabel("faithfulness per prompt, complement intact at S2 (circuit / model)")
 ax.set_title(f"S2-hacking check ({MODEL}, {meta['n_scored']} prompts)")
 plt.show()
 

@@ -205,10 +205,12 @@ print(by_template[by_template.ablation == "mean"].drop(columns="ablation").round
 # in-band) circuits and the week-6 circuit; bottom row: each method's top {glue:text}`w13_mid_k:d`
 # nodes (5% of all head nodes), where the methods' choices can be compared at one size.
 
-# %% tags=["hide-input"]
+# %%
 mid = curves.counts_for(n_nodes)[5]  # the 5% grid size
 score_of = {m: dict(zip(runs[(m, "set1")].df.node, runs[(m, "set1")].df.score)) for m in METHODS}
 at_mid = {m: rank1[m][:mid] for m in METHODS}
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(2, len(METHODS) + 1, figsize=(4.2 * (len(METHODS) + 1), 11), sharey=True)
 for ax, m in zip(axes[0], METHODS):
     if m in chosen:
