@@ -1,4 +1,5 @@
-"""Open the built book in headless Chromium: every chapter renders its figures, no error output.
+"""Open the built book in headless Chromium: every chapter renders its figures, no error output,
+and shows each figure with the code that drew it folded away (the cell's `hide-input` tag).
 
 Runs after `jupyter-book build` (make test does both). Chromium comes from Debian's package,
 installed by scripts/ensure_chromium.sh.
@@ -14,6 +15,7 @@ import subprocess
 
 import jupytext
 import pytest
+from bs4 import BeautifulSoup
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
@@ -65,6 +67,30 @@ def test_chapter_renders_figures_without_errors(stem, tmp_path):
     for bad in ("output traceback", "output error", 'class="output stderr'):
         assert bad not in dom, f"{stem}: the page shows error output ({bad})"
     assert "Traceback (most recent call last)" not in dom
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_chapter_figures_show_with_their_code_folded(stem, tmp_path):
+    """Every figure a code cell draws is on the page, outside any fold, while that cell's source
+    sits in a closed <details> (myst-nb's rendering of the `hide-input` tag): the figure first,
+    the code one click away."""
+    page = HTML / f"{stem}.html"
+    assert page.exists(), f"{page} missing from the built book"
+    soup = BeautifulSoup(rendered_dom(page, tmp_path), "html.parser")
+    figures = soup.select("div.cell div.cell_output img")
+    assert len(figures) >= expected_figures(stem) > 0, f"{stem}: figures missing from the page"
+    unfolded = []
+    for img in figures:
+        cell = img.find_parent("div", class_="cell")
+        folds = [d for d in cell.find_all("details") if d.find("div", class_="cell_input")]
+        ok = ("tag_hide-input" in cell.get("class", []) and len(folds) == 1
+              and folds[0].get("open") is None  # closed: the reader clicks to see the code
+              and img.find_parent("details") is None  # the figure itself is not folded
+              and cell.find("div", class_="cell_input").find_parent("details") is folds[0])
+        if not ok:
+            code = cell.find("div", class_="cell_input")
+            unfolded.append((code.get_text()[:60] if code else "?").strip().splitlines()[0])
+    assert not unfolded, f"{stem}: figure cells whose code is not folded (tag them hide-input): {unfolded}"
 
 
 def test_intro_and_lab_notebook_render(tmp_path):
