@@ -51,41 +51,27 @@ CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 
-from myst_nb import glue
-
-from circuitgen import circuits, evaluation, runtime, sweeps, variations
-
-model = runtime.start(MODEL, SEED, DEVICE)
-spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
+from circuitgen import sweep_report, sweeps
 
 # %% [markdown]
 # ## The lexical prompts
 # `variations.generate_lexical` makes `N_PER_CONDITION` prompts per condition from the seed;
-# the set is saved with its seed and generator version (the path is printed below). Prompts the
-# scorer cannot score (a name that is not one token here, a prompt whose names are not where the
-# template says) are kept and counted as flagged, never dropped silently.
+# the set is saved with its seed and generator version, and the scores beside it as a score file
+# that week 12 reads (the paths are printed below; `circuitgen.sweep_report` is the body the four
+# sweep chapters share). Prompts the scorer cannot score (a name that is not one token here, a
+# prompt whose names are not where the template says) are kept and counted as flagged, never
+# dropped silently.
 
 # %%
-prompt_set = variations.generate_lexical(model, n_per_condition=N_PER_CONDITION, seed=SEED)
-saved = sweeps.save_prompt_set(prompt_set, MODEL, SEED, OUTPUT_DIR)
-print("prompt set saved:", sweeps.shown_path(saved))
-notes = {k: v for k, v in variations.condition_notes("lexical").items() if v}
-for cond, note in notes.items():
-    print(f"{cond}: {note}")
-prompt_set.df.groupby("condition", sort=False).head(1)[["condition", "prompt", "io", "s"]]
-
-# %%
-scores = sweeps.run_sweep(model, spec, prompt_set, seed=SEED)
-table = sweeps.by_condition(scores, seed=SEED)
-meta = scores.attrs["circuitgen"]
-BASE = "objects_base" if "objects_base" in table.index else table.index[0]
+report = sweep_report.run("lexical", MODEL, SEED, DEVICE, N_PER_CONDITION, CIRCUIT, OUTPUT_DIR,
+                          base="objects_base")
+print("\n".join(report.prompt_lines()))
+report.examples()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("\n".join(sweeps.flag_lines(scores, prompt_set, table)))
-print(sweeps.reference_line(scores))
+print("\n".join(report.check_lines()))
 
 # %% [markdown]
 # ## Behaviour and circuit, condition by condition
@@ -96,13 +82,10 @@ print(sweeps.reference_line(scores))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"main signature: {table.attrs['signature']}; reference condition: {BASE}")
-with pd.option_context("display.width", 250, "display.max_colwidth", 40):
-    print(sweeps.format_table(table).to_string())
+print(report.table_text())
 
-# %%
-fig = sweeps.plot_conditions(
-    table, f"Lexical variation: {MODEL}, {meta['n_scored']} prompts ({N_PER_CONDITION} per condition)", base=BASE)
+# %% tags=["hide-input"]
+report.figure("Lexical variation")
 plt.show()
 
 # %% [markdown]
@@ -113,8 +96,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-faith = evaluation.faithfulness_table(scores, seed=SEED)
-print(faith.round(2).to_string())
+print(report.faithfulness.round(2).to_string())
 
 # %% [markdown]
 # ## How the conditions compare with the reference
@@ -133,11 +115,7 @@ print(faith.round(2).to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-contrasts = sweeps.contrast_table(scores, BASE, seed=SEED)
-with pd.option_context("display.width", 250):
-    print(sweeps.format_contrasts(contrasts).to_string())
-print()
-print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
+print(report.contrast_text())
 
 # %% [markdown]
 # ## Two planned contrasts among the names
@@ -148,9 +126,8 @@ print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
 # %%
 # NBVAL_CHECK_OUTPUT
 NAME_PAIRS = [("names_mixed_gender", "names_same_gender"), ("names_rare", "names_frequent")]
-name_contrasts = sweeps.pair_contrasts(scores, NAME_PAIRS, seed=SEED)
-with pd.option_context("display.width", 250):
-    print(sweeps.format_contrasts(name_contrasts).to_string())
+name_contrasts = report.pair_contrasts(NAME_PAIRS)
+print(report.contrasts_as_text(name_contrasts))
 
 # %% [markdown]
 # ## The prompts where the circuit does worst
@@ -159,14 +136,14 @@ with pd.option_context("display.width", 250):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("\n".join(sweeps.worst_prompt_lines(scores, 6)))
+print("\n".join(report.worst_lines(6)))
 
 # %%
 # Conditions drawn from one distribution (base names, objects, places and "gave") with different
 # random streams: how far apart they land is a yardstick for sampling noise.
+table = report.table
 REPLICATES = [c for c in ("objects_base", "places_base", "verbs_gave") if c in table.index]
-found = sweeps.findings(scores, table, contrasts, BASE, faith)
-found["skipped"] = sweeps.names_or_none(prompt_set.meta.get("conditions_skipped") or {})
+found = report.findings()
 found |= sweeps.condition_values(table, REPLICATES + [c for pair in NAME_PAIRS for c in pair],
                                  ("logit_diff", "faithfulness"))
 found["replicates"] = sweeps.names_or_none(REPLICATES)
@@ -176,8 +153,7 @@ found["replicate_ld_spread"] = float(spread["logit_diff"])
 for stat, short in (("logit_diff", "ld"), ("faithfulness", "faith")):
     for (a, b), name in zip(NAME_PAIRS, ("gender", "rarity")):
         found |= sweeps.contrast_values(name_contrasts, stat, f"{a} vs {b}", key=f"{name}_{short}")
-for key, value in found.items():
-    glue(f"w08_{key}", value, display=False)
+report.glue("w08", found)
 
 # %% [markdown]
 # ## What we found

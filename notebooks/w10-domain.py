@@ -50,41 +50,27 @@ CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 
-from myst_nb import glue
-
-from circuitgen import circuits, evaluation, runtime, sweeps, variations
-
-model = runtime.start(MODEL, SEED, DEVICE)
-spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
+from circuitgen import sweep_report
 
 # %% [markdown]
 # ## The domain prompts
 # `variations.generate_domain` makes `N_PER_CONDITION` prompts per condition from the seed;
-# the set is saved with its seed and generator version (the path is printed below). Prompts the
-# scorer cannot score (a name that is not one token here, a prompt whose names are not where the
-# template says) are kept and counted as flagged, never dropped silently.
+# the set is saved with its seed and generator version, and the scores beside it as a score file
+# that week 12 reads (the paths are printed below; `circuitgen.sweep_report` is the body the four
+# sweep chapters share). Prompts the scorer cannot score (a name that is not one token here, a
+# prompt whose names are not where the template says) are kept and counted as flagged, never
+# dropped silently.
 
 # %%
-prompt_set = variations.generate_domain(model, n_per_condition=N_PER_CONDITION, seed=SEED)
-saved = sweeps.save_prompt_set(prompt_set, MODEL, SEED, OUTPUT_DIR)
-print("prompt set saved:", sweeps.shown_path(saved))
-notes = {k: v for k, v in variations.condition_notes("domain").items() if v}
-for cond, note in notes.items():
-    print(f"{cond}: {note}")
-prompt_set.df.groupby("condition", sort=False).head(1)[["condition", "prompt", "io", "s"]]
-
-# %%
-scores = sweeps.run_sweep(model, spec, prompt_set, seed=SEED)
-table = sweeps.by_condition(scores, seed=SEED)
-meta = scores.attrs["circuitgen"]
-BASE = "everyday" if "everyday" in table.index else table.index[0]
+report = sweep_report.run("domain", MODEL, SEED, DEVICE, N_PER_CONDITION, CIRCUIT, OUTPUT_DIR,
+                          base="everyday")
+print("\n".join(report.prompt_lines()))
+report.examples()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("\n".join(sweeps.flag_lines(scores, prompt_set, table)))
-print(sweeps.reference_line(scores))
+print("\n".join(report.check_lines()))
 
 # %% [markdown]
 # ## Behaviour and circuit, condition by condition
@@ -95,13 +81,10 @@ print(sweeps.reference_line(scores))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"main signature: {table.attrs['signature']}; reference condition: {BASE}")
-with pd.option_context("display.width", 250, "display.max_colwidth", 40):
-    print(sweeps.format_table(table).to_string())
+print(report.table_text())
 
-# %%
-fig = sweeps.plot_conditions(
-    table, f"Domain variation: {MODEL}, {meta['n_scored']} prompts ({N_PER_CONDITION} per condition)", base=BASE)
+# %% tags=["hide-input"]
+report.figure("Domain variation")
 plt.show()
 
 # %% [markdown]
@@ -112,8 +95,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-faith = evaluation.faithfulness_table(scores, seed=SEED)
-print(faith.round(2).to_string())
+print(report.faithfulness.round(2).to_string())
 
 # %% [markdown]
 # ## How the conditions compare with the reference
@@ -132,11 +114,7 @@ print(faith.round(2).to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-contrasts = sweeps.contrast_table(scores, BASE, seed=SEED)
-with pd.option_context("display.width", 250):
-    print(sweeps.format_contrasts(contrasts).to_string())
-print()
-print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
+print(report.contrast_text())
 
 # %% [markdown]
 # ## The prompts where the circuit does worst
@@ -145,12 +123,10 @@ print("\n".join(sweeps.compare_with_reference(scores, table, BASE, seed=SEED)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("\n".join(sweeps.worst_prompt_lines(scores, 6)))
+print("\n".join(report.worst_lines(6)))
 
 # %%
-found = sweeps.findings(scores, table, contrasts, BASE, faith)
-for key, value in found.items():
-    glue(f"w10_{key}", value, display=False)
+report.glue("w10", report.findings())
 
 # %% [markdown]
 # ## What we found

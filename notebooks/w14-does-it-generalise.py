@@ -454,12 +454,12 @@ print("glued")
 #   {glue:text}`w14_mid_mean_within:d` / {glue:text}`w14_mid_resample_within:d`: 20 prompts per
 #   condition rarely pin faithfulness down to ±15%.
 # - **The tiny chosen circuits are faithful only under mean ablation.** EAP-IG's
-#   {glue:text}`w14_k_chosen:d`-node circuit holds on {glue:text}`w14_eap_mean_holds:d` conditions
-#   under mean ablation and {glue:text}`w14_eap_resample_holds:d` under resample; path patching's
-#   chosen circuit on {glue:text}`w14_pp_mean_holds:d` and {glue:text}`w14_pp_resample_holds:d`.
+#   {glue:text}`w14_k_chosen:d`-node circuit holds on {glue:text}`w14_eap_mean_holds` conditions
+#   under mean ablation and {glue:text}`w14_eap_resample_holds` under resample; path patching's
+#   chosen circuit on {glue:text}`w14_pp_mean_holds` and {glue:text}`w14_pp_resample_holds`.
 #   Most of their other verdicts are *unclear*: as unfaithful on a condition as at home, which is
 #   not a failure to generalise but a failure to be faithful.
-# - **The week-6 circuit** holds on {glue:text}`w14_w6_mean_holds:d` conditions (mean ablation):
+# - **The week-6 circuit** holds on {glue:text}`w14_w6_mean_holds` conditions (mean ablation):
 #   the weak circuit of weeks 8-12 is weak everywhere.
 # - **Replication.** Of the {glue:text}`w14_rep_found:d` (condition, circuit, ablation) verdicts of
 #   *degrades* or *exceeds* on seed 0, {glue:text}`w14_rep_replicated:d` come out the same on the

@@ -120,3 +120,34 @@ def test_notebooks_draw_diverging_maps_only_through_head_heatmap():
     offenders = [f"{p.name}:{i}" for p in sorted(root.glob("w*.py"))
                  for i, line in enumerate(p.read_text().splitlines(), 1) if own.search(line)]
     assert not offenders, f"diverging colour maps outside plots.head_heatmap: {offenders}"
+
+
+def test_an_estimate_outside_its_interval_is_drawn_where_it_is():
+    """A ratio of means can lie outside its percentile interval; the forest shows the point at the
+    estimate and the interval where it is (errorbar's +/- lengths would refuse it)."""
+    t = pd.DataFrame({"family": ["a"], "condition": ["x"], "circuit": ["c1"],
+                      "estimate": [1.4], "lo": [0.6], "hi": [1.2]})
+    fig, ax = plt.subplots()
+    plots.condition_forest(ax, t, ["c1"], title="t")
+    point = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(point) == 1 and point[0].get_xdata().tolist() == [1.4]
+    ends = np.concatenate([c.get_segments() for c in ax.collections])[:, :, 0]
+    assert sorted({round(float(v), 9) for v in ends.ravel()}) == [0.6, 1.2]
+    plt.close(fig)
+
+
+def test_coefficient_forest_sorts_by_training_estimate_and_stars_replicating_terms():
+    t = pd.DataFrame({"estimate_train": [0.5, -1.0, 2.0], "lo_train": [0.1, -1.5, 1.0],
+                      "hi_train": [0.9, -0.5, 3.0], "estimate_heldout": [0.4, -0.8, 0.1],
+                      "lo_heldout": [0.0, -1.2, -0.5], "hi_heldout": [0.8, -0.4, 0.7],
+                      "verdict": ["one set only", "replicates", "opposite signs"]},
+                     index=["b", "a", "c"])
+    fig, ax = plt.subplots()
+    plots.coefficient_forest(ax, t, title="t", xlabel="x", label=str.upper)
+    assert [x.get_text() for x in ax.get_yticklabels()] == ["A *", "B", "C"]   # by training estimate
+    train, held = [line for line in ax.lines if line.get_marker() == "o"]
+    assert train.get_xdata().tolist() == [-1.0, 0.5, 2.0]
+    assert held.get_xdata().tolist() == [-0.8, 0.4, 0.1]
+    assert np.allclose(held.get_ydata() - train.get_ydata(), 0.3)           # side by side per term
+    assert [x.get_text() for x in ax.get_legend().get_texts()] == ["training", "held out"]
+    plt.close(fig)

@@ -6,6 +6,9 @@
 - :func:`size_curve`: faithfulness against circuit size, one line per method, with intervals,
   random circuits and single circuits as points, the target band shaded;
 - :func:`circuit_graph`: a node-level circuit as a graph: role position across, layer up;
+- :func:`coefficient_forest`: a regression's terms in two fits (training and held out) side by
+  side, with their intervals, replicating terms starred;
+- :func:`interval`: intervals drawn apart from their estimates (which may lie outside them);
 - :func:`condition_forest`: an estimate with its interval per condition (rows grouped by family)
   and circuit (one marker each), the target band shaded, values beyond the axis marked at its edge.
 """
@@ -135,6 +138,38 @@ def circuit_graph(ax, nodes: Sequence[N.Node], n_layers: int, *, title: str,
     ax.grid(axis="x", alpha=0.3)
 
 
+def interval(ax, lo, hi, y, *, color, lw: float = 1.0, capsize: float = 3.0):
+    """Horizontal intervals from ``lo`` to ``hi`` at heights ``y``, with caps. Drawn apart from
+    the point estimate: a ratio of means (or a bootstrap with few clusters) can put the estimate
+    outside its percentile interval, which errorbar's +/- lengths cannot show."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return ax.errorbar((lo + hi) / 2, y, xerr=(hi - lo) / 2, fmt="none", ecolor=color, lw=lw,
+                       capsize=capsize)
+
+
+def coefficient_forest(ax, table: pd.DataFrame, *, title: str, xlabel: str, null: float = 0.0,
+                       sets: Sequence[tuple[str, str]] = (("train", "training"), ("heldout", "held out")),
+                       label=None):
+    """Each term's estimate with its 95% interval in two fits side by side (``estimate_<set>``,
+    ``lo_<set>``, ``hi_<set>`` per set in ``sets``), sorted by the first set's estimate; a
+    term whose ``verdict`` is ``replicates`` is starred. ``label`` maps a term to its tick text."""
+    tab = table.dropna(subset=[f"estimate_{sets[0][0]}"]).sort_values(f"estimate_{sets[0][0]}")
+    y = np.arange(len(tab))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, ((key, name), dy) in enumerate(zip(sets, np.linspace(-0.15, 0.15, len(sets)))):
+        interval(ax, tab[f"lo_{key}"], tab[f"hi_{key}"], y + dy, color=colours[i])
+        ax.plot(tab[f"estimate_{key}"], y + dy, "o", ms=4, color=colours[i], label=name, ls="none")
+    ax.axvline(null, color="0.4", lw=0.8)
+    names = [label(t) if label else t for t in tab.index]
+    if "verdict" in tab.columns:
+        names = [f"{n} *" if v == "replicates" else n for n, v in zip(names, tab.verdict)]
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def condition_forest(ax, table: pd.DataFrame, circuits: Sequence[str], *, title: str,
                      xlabel: str = "normalised faithfulness", band: tuple[float, float] | None = (0.85, 1.15),
                      xlim: tuple[float, float] = (-0.5, 2.5), labels: bool = True):
@@ -158,8 +193,8 @@ def condition_forest(ax, table: pd.DataFrame, circuits: Sequence[str], *, title:
         inside = (est >= xlim[0]) & (est <= xlim[1])
         pe = np.clip(est, *xlim)
         col = colours[j % len(colours)]
-        ax.errorbar(pe[inside], ys[inside], xerr=[pe[inside] - lo[inside], hi[inside] - pe[inside]],
-                    fmt="o", ms=3.5, lw=1, color=col, label=c)
+        interval(ax, lo[inside], hi[inside], ys[inside], color=col, lw=1)
+        ax.plot(pe[inside], ys[inside], "o", ms=3.5, color=col, label=c, ls="none")
         for side, marker in ((est < xlim[0], "<"), (est > xlim[1], ">")):
             ax.plot(pe[side], ys[side], marker, ms=5, color=col, ls="none")
     ax.set_xlim(*xlim)
@@ -182,4 +217,4 @@ def condition_forest(ax, table: pd.DataFrame, circuits: Sequence[str], *, title:
 
 
 __all__ = ["DIVERGING", "ROLE_ORDER", "symmetric_limit", "head_heatmap", "null_histogram", "size_curve",
-           "circuit_graph", "condition_forest"]
+           "circuit_graph", "condition_forest", "coefficient_forest", "interval"]
