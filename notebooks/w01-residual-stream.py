@@ -56,7 +56,8 @@ other_id = model.to_single_token(OTHER)
 print("tokens:", len(str_tokens), str_tokens)
 print("logits shape:", tuple(logits.shape))
 print("top prediction:", repr(model.tokenizer.decode(logits[0, -1].argmax())))
-print(f"logit difference {ANSWER!r} - {OTHER!r}: {(logits[0, -1, answer_id] - logits[0, -1, other_id]).item():.2f}")
+print(f"logit difference {ANSWER!r} - {OTHER!r}: "
+      f"{(logits[0, -1, answer_id] - logits[0, -1, other_id]).item():.2f}")
 
 # %% [markdown]
 # ## How big is the residual stream, layer by layer?

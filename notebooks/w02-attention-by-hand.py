@@ -61,7 +61,8 @@ resid_pre = cache[f"blocks.{layer}.hook_resid_pre"]
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"layer {layer}: {n_heads} query heads, {n_kv} key/value heads, d_head {d_head}")
-print("positional information:", "rotary (in q and k)" if A.is_rotary(model) else "learned, added to the residual before block 0")
+print("positional information:",
+      "rotary (in q and k)" if A.is_rotary(model) else "learned, added to the residual before block 0")
 print("tokens:", len(str_tokens), str_tokens)
 print("resid_pre shape [batch, pos, d_model]:", tuple(resid_pre.shape))
 

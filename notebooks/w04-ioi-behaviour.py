@@ -414,8 +414,8 @@ glue("w04_lens_early_baba", float(lens_by_order.loc["BABA"].iloc[:early].mean())
 #   {glue:text}`w04_dla_attn:.1f` nats of mean DLA, all MLPs {glue:text}`w04_dla_mlp:.1f`, the
 #   embeddings {glue:text}`w04_dla_embed:.1f`. The heads of layer {glue:text}`w04_attn_top_layer`
 #   write the most ({glue:text}`w04_attn_top_value:+.1f`), those of layer
-#   {glue:text}`w04_attn_min_layer` the most against it ({glue:text}`w04_attn_min_value:+.1f`); the largest MLP layer is
-#   {glue:text}`w04_mlp_top_layer` ({glue:text}`w04_mlp_top_value:+.1f`).
+#   {glue:text}`w04_attn_min_layer` the most against it ({glue:text}`w04_attn_min_value:+.1f`); the
+#   largest MLP layer is {glue:text}`w04_mlp_top_layer` ({glue:text}`w04_mlp_top_value:+.1f`).
 # - The heads are not all classic name movers. The top five by mean DLA are
 #   {glue:text}`w04_top_heads`. Those that attend from END most to IO, the name movers, are:
 #   {glue:text}`w04_name_movers`. But the single strongest head, {glue:text}`w04_top_head`

@@ -25,7 +25,8 @@
 # to"*), put back one activation from the **clean** run, and see how much of the clean behaviour
 # returns. The metric is the normalised logit difference
 #
-# $$\frac{\overline{LD}_\text{patched} - \overline{LD}_\text{corrupted}}{\overline{LD}_\text{clean} - \overline{LD}_\text{corrupted}}$$
+# $$\frac{\overline{LD}_\text{patched} - \overline{LD}_\text{corrupted}}
+# {\overline{LD}_\text{clean} - \overline{LD}_\text{corrupted}}$$
 #
 # with $LD$ the logit of the clean IO minus that of the clean S at END, averaged over prompts
 # before the ratio is taken: 0 means the patch restores nothing, 1 the whole clean behaviour.
@@ -313,7 +314,8 @@ glue("w05_mlp_top_effect", float(mlp_layer[mlp_order[0]]), display=False)
 glue("w05_mlp_rest_max", float(mlp_layer[mlp_order[1]].abs()), display=False)
 glue("w05_top_head", best["head"], display=False)
 glue("w05_top_effect", float(best["effect"]), display=False)
-glue("w05_next_heads", ", ".join(f"{h} ({e:+.2f})" for h, e in zip(top_heads["head"][1:], top_heads["effect"][1:])),
+glue("w05_next_heads",
+     ", ".join(f"{h} ({e:+.2f})" for h, e in zip(top_heads["head"][1:], top_heads["effect"][1:])),
      display=False)
 glue("w05_pattern_max", float(patterns.abs().max()), display=False)
 glue("w05_top_head_values", float(values[int(best["layer"]), int(best["index"]) // group]), display=False)

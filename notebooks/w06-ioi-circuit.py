@@ -190,7 +190,8 @@ print("ablation reference:", {k: meta["ablation"][k] for k in
 fig, ax = plt.subplots(figsize=(5.5, 5))
 ax.scatter(scores.logit_diff, scores.circuit_logit_diff, s=18, label="circuit")
 ax.scatter(scores.logit_diff, scores.empty_logit_diff, s=12, marker="x", color="grey", label="empty circuit")
-lo, hi = scores[["logit_diff", "circuit_logit_diff"]].min().min(), scores[["logit_diff", "circuit_logit_diff"]].max().max()
+lo, hi = (scores[["logit_diff", "circuit_logit_diff"]].min().min(),
+          scores[["logit_diff", "circuit_logit_diff"]].max().max())
 ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="circuit = model")
 ax.set_xlabel("model logit difference IO - S (nats)")
 ax.set_ylabel("logit difference with heads mean-ablated (nats)")
@@ -298,7 +299,8 @@ print("heads whose removal costs under 2% of F(C):", int((mini.relative.abs() < 
 if MODEL == "gpt2":
     paper = circuits.load_circuit("gpt2-ioi")
     paper_scores = scorer.score_circuit(model, paper, eval_set.df, means=means, progress=False)
-    print(f"paper's circuit faithfulness: {paper_scores.attrs['circuitgen']['faithfulness_ratio_of_means']:.2f} "
+    print("paper's circuit faithfulness: "
+          f"{paper_scores.attrs['circuitgen']['faithfulness_ratio_of_means']:.2f} "
           f"(paper: 0.87); ours: {meta['faithfulness_ratio_of_means']:.2f}")
     print(f"model logit difference: {paper_scores.logit_diff.mean():.2f} (paper: 3.56)")
 else:
@@ -310,7 +312,8 @@ classes_text = "; ".join(f"{c.name.replace('_', ' ')} {', '.join(f'{l}.{h}' for 
 glue("w06_classes", classes_text, display=False)
 glue("w06_n_under2", int((mini.relative.abs() < 0.02).sum()), display=False)
 glue("w06_n_raise", int((mini.relative < 0).sum()), display=False)
-glue("w06_top_head", f"{mini.loc[mini.relative.idxmax(), 'head']} ({mini.loc[mini.relative.idxmax(), 'class']})",
+glue("w06_top_head",
+     f"{mini.loc[mini.relative.idxmax(), 'head']} ({mini.loc[mini.relative.idxmax(), 'class']})",
      display=False)
 glue("w06_top_share", float(mini.relative.max()), display=False)
 

@@ -93,7 +93,8 @@ plt.show()
 at_least = int((rand.F >= null.F.iloc[0]).sum())
 print(f"on {len(null_prompts)} prompts: circuit {null.normalised.iloc[0]:.2f}; random median "
       f"{rand.normalised.median():.2f}, max {rand.normalised.max():.2f}; "
-      f"{at_least} of {len(rand)} at least as faithful (empirical p = {(at_least + 1) / (len(rand) + 1):.3f})")
+      f"{at_least} of {len(rand)} at least as faithful "
+      f"(empirical p = {(at_least + 1) / (len(rand) + 1):.3f})")
 
 # %% [markdown]
 # ## What the old ablation reference did
@@ -109,7 +110,8 @@ legacy = scorer.score_circuit(model, spec, prompts, ablation=scorer.Ablation.leg
 by_order = pd.DataFrame({
     name: {order: s[s.order == order].circuit_logit_diff.mean() / s[s.order == order].logit_diff.mean()
            for order in ("ABBA", "BABA")} | {"all": s.circuit_logit_diff.mean() / s.logit_diff.mean()}
-    for name, s in (("old: template only, own counterparts", legacy), ("new: template and order, fixed", scores))
+    for name, s in (("old: template only, own counterparts", legacy),
+                    ("new: template and order, fixed", scores))
 })
 paired = pd.DataFrame({"template": prompts.template, "d_new": scores.circuit_logit_diff,
                        "d_old": legacy.circuit_logit_diff, "m": scores.logit_diff})
@@ -205,7 +207,8 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 fails = scores[(scores.logit_diff > 0) & (scores.circuit_logit_diff <= 0)]
-print(f"model right, circuit wrong: {len(fails)} of {(scores.logit_diff > 0).sum()} prompts the model gets right")
+print(f"model right, circuit wrong: {len(fails)} of {(scores.logit_diff > 0).sum()} "
+      "prompts the model gets right")
 solid = per_template[per_template.model >= 1]  # a ratio is meaningless where the model is near 0
 print("templates where the model's mean logit difference is under 1 nats:",
       sorted(per_template.index[per_template.model < 1].tolist()))
@@ -253,7 +256,8 @@ if above.any():
           f"{sub.circuit_logit_diff_s2_intact.mean() / sub.model.mean():.2f} with S2 intact")
 
 # %%
-for key, row in {"ratio": "F(C)/F(M)", "norm": "(F(C)-F(∅))/(F(M)-F(∅))", "f_m": "F(M)", "f_0": "F(∅)"}.items():
+for key, row in {"ratio": "F(C)/F(M)", "norm": "(F(C)-F(∅))/(F(M)-F(∅))",
+                 "f_m": "F(M)", "f_0": "F(∅)"}.items():
     for col in ("estimate", "lo", "hi"):
         glue(f"w07_{key}_{col}", float(faith.loc[row, col]), display=False)
 glue("w07_n", int(meta["n_scored"]), display=False)
@@ -274,7 +278,8 @@ glue("w07_s2_intact", float(check.circuit_logit_diff_s2_intact.mean() / check.mo
 clear = corr[corr["q (BH)"] < 0.05]
 glue("w07_n_corr_clear", len(clear), display=False)
 glue("w07_n_corr", len(corr), display=False)
-glue("w07_corr_list", ", ".join(f"{r.score} (ρ = {r.spearman_rho:+.2f})" for r in clear.itertuples()) or "none",
+glue("w07_corr_list",
+     ", ".join(f"{r.score} (ρ = {r.spearman_rho:+.2f})" for r in clear.itertuples()) or "none",
      display=False)
 glue("w07_circuit_wrong", float(((scores.logit_diff > 0) & (scores.circuit_logit_diff <= 0)).sum()
                                 / (scores.logit_diff > 0).sum()), display=False)
@@ -287,9 +292,9 @@ glue("w07_circuit_wrong", float(((scores.logit_diff > 0) & (scores.circuit_logit
 #   {glue:text}`w07_norm_estimate:.2f` ({glue:text}`w07_norm_lo:.2f` to
 #   {glue:text}`w07_norm_hi:.2f`), far below a faithful circuit. Random circuits of its shape reach
 #   a median of {glue:text}`w07_null_median:.2f` and at best {glue:text}`w07_null_max:.2f` of
-#   {glue:text}`w07_null_n` draws (on a subset, where the circuit has {glue:text}`w07_null_circuit:.2f`). On a share of
-#   {glue:text}`w07_circuit_wrong:.2f` of the prompts the model gets right, the circuit alone
-#   prefers the subject.
+#   {glue:text}`w07_null_n` draws (on a subset, where the circuit has
+#   {glue:text}`w07_null_circuit:.2f`). On a share of {glue:text}`w07_circuit_wrong:.2f` of the
+#   prompts the model gets right, the circuit alone prefers the subject.
 # - **The old ablation reference was part of the story.** Scored with the means of the prompts' own
 #   counterparts grouped by template only, the same prompts give a ratio of means of
 #   {glue:text}`w07_old_all:.2f`, with ABBA at {glue:text}`w07_old_abba:.2f` and BABA at

@@ -290,12 +290,14 @@ else:
 # NBVAL_CHECK_OUTPUT
 k_stab = sizes[1]
 glue("w13_stab_k", k_stab, display=False)
-freq = faithful.selection_frequency(multi, k_stab) if multi else pd.DataFrame(columns=["method", "node", "n_sets"])
+freq = (faithful.selection_frequency(multi, k_stab) if multi
+        else pd.DataFrame(columns=["method", "node", "n_sets"]))
 for m in sorted(set(freq.method)):
     n_sets = SETS_PER_METHOD[m]
     nodes_all = freq[(freq.method == m) & (freq.n_sets == n_sets)].node.tolist()
     heads_all = sorted({n.split("@")[0] for n in nodes_all}, key=lambda h: tuple(map(int, h.split("."))))
-    print(f"{m}: {len(nodes_all)} of {k_stab} nodes chosen on all {n_sets} sets; their heads: {', '.join(heads_all)}")
+    print(f"{m}: {len(nodes_all)} of {k_stab} nodes chosen on all {n_sets} sets; "
+          f"their heads: {', '.join(heads_all)}")
 
 # %% [markdown]
 # ## What the heads in these circuits do
@@ -329,9 +331,11 @@ role_counts = pd.DataFrame({m: roles.loc[sorted(hs)].role.value_counts() for m, 
 print(role_counts.fillna(0).astype(int).to_string())
 shared = set.intersection(*(members[f"{m} top {mid}"] for m in METHODS))
 print("heads in every method's circuit:",
-      ", ".join(f"{h} ({roles.loc[h, 'role']})" for h in sorted(shared, key=lambda h: tuple(map(int, h.split("."))))) or "none")
+      ", ".join(f"{h} ({roles.loc[h, 'role']})"
+                for h in sorted(shared, key=lambda h: tuple(map(int, h.split("."))))) or "none")
 for m, circ in chosen.items():
-    print(f"{m}, chosen circuit:", ", ".join(f"{n.label} ({roles.loc[f'{n.layer}.{n.head}', 'role']})" for n in circ))
+    print(f"{m}, chosen circuit:",
+          ", ".join(f"{n.label} ({roles.loc[f'{n.layer}.{n.head}', 'role']})" for n in circ))
 
 # %% [markdown]
 # The measurements behind the roles, for the heads of the chosen circuits (strongest first in the
@@ -364,7 +368,8 @@ for m in METHODS:
 for col in ("normalised", "normalised_lo", "normalised_hi"):
     glue(f"w13_week6_{col}", float(w6.loc["mean", col]), display=False)
 glue("w13_week6_nodes", len(week6.nodes()), display=False)
-rand_mid = summary[(summary.ablation == "mean") & summary.family.str.startswith("random") & (summary.k == mid)]
+rand_mid = summary[(summary.ablation == "mean") & summary.family.str.startswith("random")
+                   & (summary.k == mid)]
 glue("w13_mid_k", mid, display=False)
 glue("w13_random_mid", float(rand_mid.normalised.max()), display=False)
 for m in METHODS:
@@ -420,9 +425,9 @@ if len(stab):
 #   {glue:text}`w13_path_patching_heads:s` heads; Wang et al.'s GPT-2 circuit has 26
 #   {cite}`wang2022ioi`. The point estimates are in the band, but the 95% intervals of
 #   {glue:text}`w13_n_lo_below:d` of these {glue:text}`w13_n_reached:d` circuits reach below 0.85:
-#   on these prompts, circuits that keep somewhat less are not ruled out for them. Random circuits of {glue:text}`w13_mid_k:d` nodes
-#   keep at most {glue:text}`w13_random_mid:.2f`, the week-6 circuit
-#   {glue:text}`w13_week6_normalised:.2f` ({glue:text}`w13_week6_normalised_lo:.2f` to
+#   on these prompts, circuits that keep somewhat less are not ruled out for them. Random circuits
+#   of {glue:text}`w13_mid_k:d` nodes keep at most {glue:text}`w13_random_mid:.2f`, the week-6
+#   circuit {glue:text}`w13_week6_normalised:.2f` ({glue:text}`w13_week6_normalised_lo:.2f` to
 #   {glue:text}`w13_week6_normalised_hi:.2f`).
 # - **Resample ablation does not agree.** With every other node given the prompt's own ABC
 #   counterpart instead of a mean, the same circuits keep {glue:text}`w13_eap_ig_resample:s`

@@ -154,7 +154,8 @@ both = generalise.replication(verdicts, rep)
 flagged = verdicts.merge(both[["family", "condition", "circuit", "ablation", "verdict_rep", "estimate_rep"]],
                          on=["family", "condition", "circuit", "ablation"])
 flagged = flagged[flagged.verdict.isin(["degrades", "exceeds"])]
-show = flagged.assign(est=[f"{e:.2f} [{a:.2f}, {b:.2f}]" for e, a, b in zip(flagged.estimate, flagged.lo, flagged.hi)],
+show = flagged.assign(est=[f"{e:.2f} [{a:.2f}, {b:.2f}]"
+                           for e, a, b in zip(flagged.estimate, flagged.lo, flagged.hi)],
                       diff=flagged.difference.round(2), q=flagged.q.map("{:.3f}".format),
                       rep=[f"{v} ({e:.2f})" for v, e in zip(flagged.verdict_rep, flagged.estimate_rep)])
 print(show[["family", "condition", "circuit", "ablation", "n_nodes", "est", "diff", "q", "verdict", "rep"]]
@@ -191,7 +192,8 @@ for circuit, g in adv.groupby("circuit", sort=False):
     norm = sweeps.condition_intervals(g, "normalised")
     for cond in NAINANI:
         rows.append({"circuit": circuit, "condition": cond,
-                     "F(C)/F(M)": f"{ratio.loc[cond, 'estimate']:.2f} [{ratio.loc[cond, 'lo']:.2f}, {ratio.loc[cond, 'hi']:.2f}]",
+                     "F(C)/F(M)": f"{ratio.loc[cond, 'estimate']:.2f} "
+                                  f"[{ratio.loc[cond, 'lo']:.2f}, {ratio.loc[cond, 'hi']:.2f}]",
                      "normalised": f"{norm.loc[cond, 'estimate']:.2f}",
                      "GPT-2 (Nainani et al.)": NAINANI[cond]})
 nainani = pd.DataFrame(rows)
@@ -199,7 +201,8 @@ print(nainani.to_string(index=False))
 top = adv[adv.circuit == mid]
 ratio_mid = sweeps.condition_intervals(top, "faithfulness")["estimate"]
 glue("w14_nainani_mid", ", ".join(f"{c} {ratio_mid[c]:.2f}" for c in NAINANI), display=False)
-glue("w14_triple_vs_gpt2", "TripleIO is below DoubleIO (unlike GPT-2)" if ratio_mid["triple_io"] < ratio_mid["double_io"]
+glue("w14_triple_vs_gpt2",
+     "TripleIO is below DoubleIO (unlike GPT-2)" if ratio_mid["triple_io"] < ratio_mid["double_io"]
      else "TripleIO is above DoubleIO, as in GPT-2", display=False)
 
 # %% [markdown]
@@ -229,7 +232,9 @@ if REDISCOVER:
                                              f"{f}-seed{rediscovery.SEED}", out_dir=disc_dir, log=None).df
                 for f in FAMILIES}
     reference = faithful.ranking(T.load_table(disc_dir / f"{MODEL}-eap-ig-set1.csv").df)
-    overlap = pd.concat([rediscovery.overlap_table(canonical, t, sizes=tuple(k for k in (K_CHOSEN, K_RULE) if k), reference=reference)
+    overlap = pd.concat([rediscovery.overlap_table(canonical, t,
+                                                   sizes=tuple(k for k in (K_CHOSEN, K_RULE) if k),
+                                                   reference=reference)
                          .assign(family=f) for f, t in found_on.items()], ignore_index=True)
     null = rediscovery.null_minima(rediscovery.rankings(canonical), K_RULE)
     print(f"null at {K_RULE} nodes: smallest canonical-vs-canonical node Jaccard "
@@ -275,8 +280,9 @@ if REDISCOVER:
 SINGLE_ORDER = ["order_abba", "order_baba", "io_first", "s_first"]  # syntactic conditions of one order
 if REDISCOVER:
     single = overlap[(overlap.family == "syntactic") & overlap.condition.isin(SINGLE_ORDER)]
-    glue("w14_single_order", "; ".join(f"{c} {j:.2f} ({k})" for c, j, k in
-                                       zip(single.condition, single[f"node_jaccard_{K_RULE}"], single["class"])),
+    glue("w14_single_order",
+         "; ".join(f"{c} {j:.2f} ({k})" for c, j, k in
+                   zip(single.condition, single[f"node_jaccard_{K_RULE}"], single["class"])),
          display=False)
 else:
     glue("w14_single_order", "(not run)", display=False)
@@ -331,7 +337,8 @@ if REDISCOVER:
                                                     n_per_condition=N_PER_CONDITION, out_dir=scores_dir,
                                                     log=None).df.assign(family=f) for f in FAMILIES])
     rows = []
-    for (f, cond, circuit, ablation), g in own.groupby(["family", "condition", "circuit", "ablation"], sort=False):
+    for (f, cond, circuit, ablation), g in own.groupby(["family", "condition", "circuit", "ablation"],
+                                                       sort=False):
         est = sweeps.condition_intervals(g, "normalised").iloc[0]
         rows.append({"family": f, "condition": cond, "circuit": circuit, "ablation": ablation,
                      "estimate": est.estimate, "lo": est.lo, "hi": est.hi})
@@ -341,8 +348,8 @@ if REDISCOVER:
 if REDISCOVER:
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, k in zip(axes, sizes):
-        s = own_summary[own_summary.ablation == "mean"].pivot(index=["family", "condition"], columns="circuit",
-                                                              values="estimate")
+        s = own_summary[own_summary.ablation == "mean"].pivot(index=["family", "condition"],
+                                                              columns="circuit", values="estimate")
         cls = overlap.set_index(["family", "condition"])["class"].reindex(s.index)
         ax.scatter(s[f"canonical top {k}"], s[f"own top {k}"], c=[colour[c] for c in cls], s=22)
         lim = [min(-0.2, s[[f"canonical top {k}", f"own top {k}"]].min().min()),
@@ -363,8 +370,8 @@ if REDISCOVER:
     print(wide.round(2).to_string())
     better = {}
     for k in sizes:
-        m = own_summary[own_summary.ablation == "mean"].pivot(index=["family", "condition"], columns="circuit",
-                                                              values="estimate")
+        m = own_summary[own_summary.ablation == "mean"].pivot(index=["family", "condition"],
+                                                              columns="circuit", values="estimate")
         same_nodes = overlap.set_index(["family", "condition"])[f"node_jaccard_{k}"].reindex(m.index) == 1.0
         above = (m[f"own top {k}"] > m[f"canonical top {k}"]) & ~same_nodes
         better[k] = int(above.sum())
@@ -391,7 +398,8 @@ if REDISCOVER:
     a, b = int(table2.iloc[0, 0]), int(table2.iloc[0].sum())
     c, d = int(table2.iloc[1, 0]), int(table2.iloc[1].sum())
     p_agree = stats.fisher_exact_p(a, b, c, d) if b and d else float("nan")
-    print(f"Fisher's exact p = {p_agree:.2f}" if p_agree == p_agree else "no condition degrades: nothing to compare")
+    print(f"Fisher's exact p = {p_agree:.2f}" if p_agree == p_agree
+          else "no condition degrades: nothing to compare")
     # not in the plan (added after the verdicts were seen): failures in either direction
     fails = j.verdict.isin(["degrades", "exceeds"])
     n_fail_diff = int((fails & (j["class"] == "different circuit")).sum())
@@ -412,7 +420,8 @@ for abl in ("mean", "resample"):
     for label, key in ((mid, "mid"), ("eap-ig", "eap"), ("path-patching", "pp"), ("week 6", "w6")):
         present = label in circuits  # a method with no in-band circuit has no chosen circuit
         for verdict in generalise.VERDICTS:
-            glue(f"w14_{key}_{abl}_{verdict}", count(label, abl, verdict) if present else "(none)", display=False)
+            glue(f"w14_{key}_{abl}_{verdict}", count(label, abl, verdict) if present else "(none)",
+                 display=False)
         glue(f"w14_{key}_{abl}_within", int(counts.loc[(label, abl), "within"]) if present else "(none)",
              display=False)
 r = repl.reset_index() if len(repl) else pd.DataFrame(columns=["found", "replicated"])
@@ -423,22 +432,26 @@ found_text = {f"class_{key}": "(not run)" for key in ("same", "roles", "differen
 found_text["different_list"] = "(not run)"
 flagged_mid = verdicts[(verdicts.circuit == mid) & (verdicts.ablation == "mean")
                        & verdicts.verdict.isin(["degrades", "exceeds"])]
-glue("w14_flagged_list", ", ".join(f"{f}/{c} ({v})" for f, c, v in
-                                   zip(flagged_mid.family, flagged_mid.condition, flagged_mid.verdict)) or "none",
+glue("w14_flagged_list",
+     ", ".join(f"{f}/{c} ({v})" for f, c, v in
+               zip(flagged_mid.family, flagged_mid.condition, flagged_mid.verdict)) or "none",
      display=False)
-found_text |= dict.fromkeys(("null_node", "own_better_mid", "own_better_chosen", "agree_p", "agree_both", "agree_any",
-                             "agree_other"),
+found_text |= dict.fromkeys(("null_node", "own_better_mid", "own_better_chosen", "agree_p", "agree_both",
+                             "agree_any", "agree_other"),
                             "(not run)")
 if REDISCOVER:
     n_class = overlap["class"].value_counts()
     for cls, key in zip(rediscovery.CLASSES, ("same", "roles", "different")):
         found_text[f"class_{key}"] = str(int(n_class.get(cls, 0)))
-    found_text["different_list"] = ", ".join(f"{f}/{c}" for f, c in zip(different.family, different.condition)) or "none"
+    found_text["different_list"] = (", ".join(f"{f}/{c}" for f, c in
+                                              zip(different.family, different.condition))
+                                    or "none")
     found_text |= {"null_node": f"{null['node_jaccard']:.2f}", "own_better_mid": str(better[K_RULE]),
                    "own_better_chosen": str(better[K_CHOSEN]) if K_CHOSEN else "(no chosen circuit)",
                    "agree_both": str(a),
                    "agree_any": f"{n_fail_diff} of {int(fails.sum())}",
-                   "agree_other": f"{int((~fails & (j['class'] == 'different circuit')).sum())} of {int((~fails).sum())}",
+                   "agree_other": f"{int((~fails & (j['class'] == 'different circuit')).sum())} "
+                                  f"of {int((~fails).sum())}",
                    "agree_p": "–" if p_agree != p_agree else f"{p_agree:.2f}"}
 for key, text in found_text.items():
     glue(f"w14_{key}", text, display=False)
