@@ -57,7 +57,8 @@ def test_circuits_under_test_reads_what_weeks_6_and_13_wrote(tiny_gpt2, tmp_path
     (tmp_path / "discovery").mkdir()
     every = N.head_nodes(tiny_gpt2.cfg.n_layers, tiny_gpt2.cfg.n_heads)
     for m in ("eap-ig",):
-        CS.spec_from_nodes(nodes, tiny_gpt2, provenance={**PROV, "method": m}).to_yaml(tmp_path / f"{name}-ioi-{m}.yaml")
+        spec = CS.spec_from_nodes(nodes, tiny_gpt2, provenance={**PROV, "method": m})
+        spec.to_yaml(tmp_path / f"{name}-ioi-{m}.yaml")
         ranked = N.score_frame(torch.arange(len(every), dtype=torch.float).reshape(
             tiny_gpt2.cfg.n_layers, tiny_gpt2.cfg.n_heads, len(N.NODE_ROLES)))
         T.ResultTable(ranked.assign(rank=ranked["score"].rank(ascending=False))).save(
@@ -116,7 +117,8 @@ def test_replication_only_judges_clear_verdicts():
                             ("f", "d", "c", "mean", 0.2, 0.1, 0.3, "degrades")])
     r = G.replication(first, second).set_index("condition")
     assert r.loc["a", "replicates"] and not r.loc["b", "replicates"]
-    assert r.loc["d", "replicates"] is pytest.importorskip("pandas").NA  # a hold is not a finding to replicate
+    # a hold is not a finding to replicate
+    assert r.loc["d", "replicates"] is pytest.importorskip("pandas").NA
     assert r.loc["b", "verdict_rep"] == "holds" and r.loc["a", "estimate_rep"] == pytest.approx(0.4)
 
 

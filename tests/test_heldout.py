@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from circuitgen import heldout as H
-from circuitgen import ioi, models, predictors as P, variations
+from circuitgen import ioi, models, variations
+from circuitgen import predictors as P
 from circuitgen import variation_lists as VL
 from circuitgen.paths import DATA_DIR
 
@@ -60,7 +61,8 @@ def test_generated_rows_get_the_same_features(tok, generated):
     for col in DERIVED:
         a, b = got[col].astype(object), generated[col].astype(object)
         same = [(x is pd.NA and y is pd.NA) or x == y for x, y in zip(a, b)]
-        assert all(same), f"{col}: {a[[not s for s in same]].tolist()[:3]} vs {b[[not s for s in same]].tolist()[:3]}"
+        differ = [not s for s in same]
+        assert all(same), f"{col}: {a[differ].tolist()[:3]} vs {b[differ].tolist()[:3]}"
     # and the predictors' features, computed by feature_table from each, are identical
     rng = np.random.default_rng(0)
     scored = {"status": "ok", "logit_diff": rng.normal(3, 1, len(got)),
@@ -181,9 +183,8 @@ def test_committed_scores_align_with_the_prompts(hand):
 
 @pytest.mark.slow
 def test_the_model_scores_every_handwritten_prompt(smollm2):
-    from circuitgen.scorer import check_prompts
-
     from circuitgen import tables as T
+    from circuitgen.scorer import check_prompts
 
     df = H.load_handwritten(smollm2)
     assert (check_prompts(smollm2, df).status == "ok").all()

@@ -58,7 +58,8 @@ def path_patching(model, df: pd.DataFrame, *, threshold: float, n_exact_prompts:
     from circuitgen import discovery
 
     found = discovery.discover(model, df, threshold=threshold, n_exact_prompts=n_exact_prompts,
-                               n_candidates=n_candidates, progress=False, found_by="notebooks/w13-faithful-circuits")
+                               n_candidates=n_candidates, progress=False,
+                               found_by="notebooks/w13-faithful-circuits")
     best: dict[str, tuple[float, str]] = {}
     for step in found.steps:
         pos = step.position or "END"

@@ -109,7 +109,9 @@ def ranking(table: pd.DataFrame, seed: int = 0) -> list[N.Node]:
 def n_ranked(table: pd.DataFrame) -> int:
     """How many head nodes the method itself ranked."""
     heads = table[table["kind"] == "head"]
-    return len(heads) if "rank" not in heads.columns or heads["rank"].isna().all() else int(heads["rank"].notna().sum())
+    if "rank" not in heads.columns or heads["rank"].isna().all():
+        return len(heads)
+    return int(heads["rank"].notna().sum())
 
 
 def curve_circuits(rankings: dict[str, Sequence[N.Node]], counts: Sequence[int], n_layers: int,
@@ -176,7 +178,8 @@ def size_curves(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Nod
     out = pathlib.Path(out_dir or DATA_DIR / "discovery")
     path = out / f"{model.circuitgen.model}-size-curves.csv"
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
-              "ablations": list(ablations), "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
+              "ablations": list(ablations),
+              "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
 
     def compute():
         t0 = time.perf_counter()
@@ -219,7 +222,8 @@ def circuit_scores(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.
     out = pathlib.Path(out_dir or DATA_DIR / "discovery")
     path = out / f"{model.circuitgen.model}-{name}.csv"
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
-              "ablations": list(ablations), "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
+              "ablations": list(ablations),
+              "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
 
     return T.cached(path, inputs, lambda: score_under(model, prompts, circuits, ablations), log=log)
 
