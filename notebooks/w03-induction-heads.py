@@ -40,8 +40,8 @@ SEQ_LEN = 50
 N_SEQS = 8
 
 # %%
-from circuitgen import runtime
 from circuitgen import induction as ind
+from circuitgen import runtime
 
 model = runtime.start(MODEL, SEED, DEVICE)
 

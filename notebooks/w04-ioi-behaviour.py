@@ -38,7 +38,6 @@ N_PROMPTS = 180  # 18 templates x 2 orders x 5 prompts
 BATCH_SIZE = 16
 
 # %%
-import pathlib
 
 import matplotlib.pyplot as plt
 import numpy as np

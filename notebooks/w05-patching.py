@@ -53,8 +53,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from circuitgen import plots, runtime
 from circuitgen import patching as P
+from circuitgen import plots, runtime
 
 model = runtime.start(MODEL, SEED, DEVICE)
 n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads

@@ -39,7 +39,6 @@ N_RANDOM_CIRCUITS = 20  # random circuits of the same shape: the null for faithf
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-
 from myst_nb import glue
 
 from circuitgen import circuits, discovery, evaluation, ioi, paths, plots, runtime, scorer

@@ -35,11 +35,9 @@ N_NULL_PER_GROUP = 2  # prompts per (template, order) the null is measured on (c
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from scipy import stats
-
 from myst_nb import glue
+from scipy import stats
 
 from circuitgen import circuits, evaluation, ioi, plots, runtime, scorer
 from circuitgen import stats as cg_stats

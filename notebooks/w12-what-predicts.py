@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from circuitgen import circuits, predictors as P, runtime, scorer, sweeps
+from circuitgen import circuits, plots, predictors, runtime, scorer, sweeps
 
 model = runtime.start(MODEL, SEED, DEVICE)
 spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
@@ -89,19 +89,24 @@ def keep(name, value):
 # **resample** ablation (each prompt's heads outside the circuit take their values from that
 # prompt's own ABC counterpart). Unscorable prompts are counted, never dropped silently. The
 # held-out prompt sets are written to `data/prompts/` (weeks 8-11 wrote the training sets there).
+# Each family's scores are read from its score file in `data/scores/` (weeks 8-11 wrote the
+# training scores; the other two scorings were written by an earlier run of this chapter) when
+# the file was made from the same prompts, circuit, ablation and scoring code; otherwise the
+# family is scored again and the file rewritten (`sweeps.family_scores`). The lines below say
+# which files were read.
 
 # %%
-train_scores = P.score_families(model, spec, SEED, N_PER_CONDITION)
-heldout_scores = P.score_families(model, spec, HELDOUT_SEED, N_PER_CONDITION, save=True,
+train_scores = predictors.score_families(model, spec, SEED, N_PER_CONDITION, output_dir=OUTPUT_DIR)
+heldout_scores = predictors.score_families(model, spec, HELDOUT_SEED, N_PER_CONDITION, save=True,
                                   output_dir=OUTPUT_DIR)
-resample_scores = P.score_families(model, spec, SEED, N_PER_CONDITION,
+resample_scores = predictors.score_families(model, spec, SEED, N_PER_CONDITION, output_dir=OUTPUT_DIR,
                                    ablation=scorer.Ablation("resample"))
-train, heldout = P.feature_table(train_scores), P.feature_table(heldout_scores)
+train, heldout = predictors.feature_table(train_scores), predictors.feature_table(heldout_scores)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for name, sc, ft in (("training", train_scores, train), ("held-out", heldout_scores, heldout)):
-    right = P.model_right(ft)
+    right = predictors.model_right(ft)
     print(f"{name}: {len(sc)} prompts, {len(ft)} scored, {ft.attrs['n_unscored']} unscored; "
           f"{ft.condition.nunique()} conditions, {ft.template.nunique()} templates; "
           f"model right on {len(right) / len(ft):.2f}, circuit right on {(ft.circuit_ld > 0).mean():.2f}; "
@@ -112,7 +117,7 @@ print("held-out prompt sets written:", ", ".join(sweeps.shown_path(p) for p in h
 
 # %%
 for key, ft in (("train", train), ("heldout", heldout)):
-    right = P.model_right(ft)
+    right = predictors.model_right(ft)
     keep(f"n_{key}", len(ft))
     keep(f"n_conditions_{key}", ft.condition.nunique())
     keep(f"n_right_{key}", len(right))
@@ -130,9 +135,9 @@ keep("n_templates", train.template.nunique())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-desc = train[list(P.NUMERIC)].describe().T[["mean", "std", "min", "max"]]
-desc["VIF"] = P.vif(train)
-desc["meaning"] = pd.Series(P.NUMERIC)
+desc = train[list(predictors.NUMERIC)].describe().T[["mean", "std", "min", "max"]]
+desc["VIF"] = predictors.vif(train)
+desc["meaning"] = pd.Series(predictors.NUMERIC)
 with pd.option_context("display.width", 200, "display.max_colwidth", 60):
     print(desc.round(2).to_string())
 
@@ -144,9 +149,9 @@ with pd.option_context("display.width", 200, "display.max_colwidth", 60):
 # (circuit prefers S).
 
 # %%
-share = P.ProportionalShare.fit(train)
+share = predictors.ProportionalShare.fit(train)
 train, heldout = share.add_excess(train), share.add_excess(heldout)
-z = P.Standardizer.fit(train)
+z = predictors.Standardizer.fit(train)
 train_z, heldout_z = z.transform(train), z.transform(heldout)
 
 # %%
@@ -159,7 +164,7 @@ keep("share_slope", share.slope)
 keep("share_intercept", share.intercept)
 keep("excess_sd_train", train.circuit_excess.std())
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 5))
 for i, (fam, g) in enumerate(train.groupby("family")):
     ax.scatter(g.model_ld, g.circuit_ld, s=10, alpha=0.6, color=f"C{i}", label=f"{fam} (n={len(g)})")
@@ -183,8 +188,8 @@ plt.show()
 # SD of the feature; `q_` columns are the Benjamini-Hochberg adjusted p-values of each fit.
 
 # %%
-excess = P.heldout_check(train_z, heldout_z, "circuit_excess")
-eta2 = P.partial_eta_squared(excess.fit_train)
+excess = predictors.heldout_check(train_z, heldout_z, "circuit_excess")
+eta2 = predictors.partial_eta_squared(excess.fit_train)
 excess_table = excess.table.assign(partial_eta2=[eta2.get(t.split("=")[0]) for t in excess.table.index])
 
 # %%
@@ -198,7 +203,7 @@ with pd.option_context("display.width", 200):
 # %%
 keep("excess_r2_train", excess.fit_train.rsquared)
 keep("excess_r2_heldout", excess.score)
-keep("excess_replicated", P.summarise_terms(excess.table))
+keep("excess_replicated", predictors.summarise_terms(excess.table))
 keep("excess_n_replicated", (excess.table.verdict == "replicates").sum())
 keep("excess_n_terms", len(excess.table))
 keep("excess_one_set", ", ".join(excess.table.index[excess.table.verdict == "one set only"]) or "none")
@@ -207,22 +212,13 @@ keep("excess_conf", excess.table.loc["model_ld", "estimate_train"])
 keep("excess_conf_verdict", excess.table.loc["model_ld", "verdict"])
 
 
-# %%
+# %% tags=["hide-input"]
 def coefficient_plot(table, title, xlabel, null=0.0):
-    """Each term's training and held-out estimate with its clustered 95% CI."""
+    """Each term's training and held-out estimate with its clustered 95% CI (plots.coefficient_forest)."""
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(table) + 1.5))
-    order = table.sort_values("estimate_train").index
-    y = np.arange(len(order))
-    for dy, (col, label, color) in zip((-0.15, 0.15), (("train", f"training (seed {SEED})", "C0"),
-                                                       ("heldout", f"held-out (seed {HELDOUT_SEED})", "C1"))):
-        est = table.loc[order, f"estimate_{col}"]
-        err = np.vstack([est - table.loc[order, f"lo_{col}"], table.loc[order, f"hi_{col}"] - est])
-        ax.errorbar(est, y + dy, xerr=err, fmt="o", color=color, capsize=3, label=label)
-    ax.axvline(null, color="k", lw=0.8)
-    ax.set_yticks(y, [f"{t} *" if table.loc[t, "verdict"] == "replicates" else t for t in order])
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    plots.coefficient_forest(ax, table, title=title, xlabel=xlabel, null=null,
+                             sets=(("train", f"training (seed {SEED})"),
+                                   ("heldout", f"held-out (seed {HELDOUT_SEED})")))
     plt.show()
 
 
@@ -238,8 +234,8 @@ coefficient_plot(excess.table, f"What predicts the circuit excess ({MODEL}, {len
 # and both.
 
 # %%
-wrong = P.heldout_check(train_z, heldout_z, "circuit_wrong_model_right")
-auc_table = P.compare_classifiers(train_z, heldout_z)
+wrong = predictors.heldout_check(train_z, heldout_z, "circuit_wrong_model_right")
+auc_table = predictors.compare_classifiers(train_z, heldout_z)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -259,7 +255,7 @@ print(auc_table.round(3).to_string())
 keep("wrong_auc_heldout", wrong.score)
 keep("wrong_auc_confidence", auc_table.loc["confidence alone", "auc_heldout"])
 keep("wrong_auc_features", auc_table.loc["features", "auc_heldout"])
-keep("wrong_replicated", P.summarise_terms(wrong.table))
+keep("wrong_replicated", predictors.summarise_terms(wrong.table))
 keep("wrong_n_replicated", (wrong.table.verdict == "replicates").sum())
 keep("wrong_n_terms", len(wrong.table))
 keep("wrong_one_set", ", ".join(wrong.table.index[wrong.table.verdict == "one set only"]) or "none")
@@ -267,7 +263,7 @@ keep("wrong_conf_or", wrong.table.loc["model_ld", "estimate_train"])
 keep("wrong_conf_verdict", wrong.table.loc["model_ld", "verdict"])
 keep("wrong_separated", ", ".join(sorted(set(wrong.separated[0]) | set(wrong.separated[1]))) or "none")
 
-# %%
+# %% tags=["hide-input"]
 coefficient_plot(wrong.table, f"What predicts 'circuit wrong, model right' ({MODEL}, "
                  f"{int(wrong.fit_train.nobs)} + {int(wrong.fit_heldout.nobs)} prompts; 95% CI "
                  "clustered by template; * replicates)",
@@ -327,9 +323,11 @@ keep("contrasts_replicate", ", ".join(f"{f}/{c} ({st})" for (f, st, c) in
 
 # %%
 # NBVAL_CHECK_OUTPUT
-hc3 = P.fit_ols(train_z, excess.spec, cov="HC3")
-se_ratio = (excess.fit_train.bse / hc3.bse).drop("Intercept").rename(P.term_label)
-hc3_table = P.replication(P.coef_table(hc3), P.coef_table(P.fit_ols(heldout_z, excess.spec, cov="HC3")))
+hc3 = predictors.fit_ols(train_z, excess.spec, cov="HC3")
+se_ratio = (excess.fit_train.bse / hc3.bse).drop("Intercept").rename(predictors.term_label)
+hc3_table = predictors.replication(
+    predictors.coef_table(hc3),
+    predictors.coef_table(predictors.fit_ols(heldout_z, excess.spec, cov="HC3")))
 print(f"clustered / HC3 standard error, over the {len(se_ratio)} terms: median {se_ratio.median():.2f}, "
       f"range {se_ratio.min():.2f}-{se_ratio.max():.2f}")
 print(f"terms that would replicate with HC3 errors: {(hc3_table.verdict == 'replicates').sum()}; "
@@ -348,7 +346,7 @@ keep("hc3_n_replicated", (hc3_table.verdict == "replicates").sum())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-r2_excess = P.compare_models(train_z, heldout_z, "circuit_excess")
+r2_excess = predictors.compare_models(train_z, heldout_z, "circuit_excess")
 print("circuit excess:")
 print(r2_excess.round(3).to_string())
 keep("excess_r2_conditions", r2_excess.loc["condition labels", "r2_heldout"])
@@ -365,10 +363,11 @@ keep("excess_r2_features", r2_excess.loc["features", "r2_heldout"])
 
 # %%
 # NBVAL_CHECK_OUTPUT
-r2_ld = P.compare_models(train_z, heldout_z, "circuit_ld")
+r2_ld = predictors.compare_models(train_z, heldout_z, "circuit_ld")
 print("circuit logit difference (contrast only):")
 print(r2_ld.round(3).to_string())
-print(f"the share line alone, fitted on training, held-out R^2 = {P.heldout_r2(share, heldout, 'circuit_ld'):.3f}")
+print("the share line alone, fitted on training, held-out R^2 = "
+      f"{predictors.heldout_r2(share, heldout, 'circuit_ld'):.3f}")
 keep("ld_r2_confidence", r2_ld.loc["confidence alone", "r2_heldout"])
 keep("ld_r2_features", r2_ld.loc["features", "r2_heldout"])
 keep("ld_r2_both", r2_ld.loc["features + confidence", "r2_heldout"])
@@ -381,7 +380,7 @@ keep("ld_r2_both", r2_ld.loc["features + confidence", "r2_heldout"])
 # scores (with the share line fitted on the resample scores, since it is a different measurement).
 
 # %%
-agree_table, agree = P.ablation_agreement(train_scores, resample_scores, seed=SEED)
+agree_table, agree = predictors.ablation_agreement(train_scores, resample_scores, seed=SEED)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -390,7 +389,8 @@ print(f"prompts: {agree['n_prompts']}; overall faithfulness (ratio of means): "
 print("circuit wrong on: " + ", ".join(f"{k} {v:.2f}" for k, v in agree["wrong_overall"].items()))
 print(f"per-prompt Pearson r of the circuit's logit difference: {agree['pearson_r_circuit_ld']:.2f}; "
       f"same circuit-wrong label on {agree['wrong_label_agreement']:.2f} of prompts")
-print(f"Spearman rho of the {len(agree_table)} conditions' faithfulness: {agree['spearman_rho_conditions']:.2f}")
+print(f"Spearman rho of the {len(agree_table)} conditions' faithfulness: "
+      f"{agree['spearman_rho_conditions']:.2f}")
 for k, v in agree["faithfulness_overall"].items():
     keep(f"faith_{k}", v)
 keep("agree_r", agree["pearson_r_circuit_ld"])
@@ -398,15 +398,15 @@ keep("agree_rho", agree["spearman_rho_conditions"])
 keep("agree_label", agree["wrong_label_agreement"])
 keep("agree_n_conditions", len(agree_table))
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 6))
 fam = agree_table.index.str.split("/").str[0]
 for i, f in enumerate(sorted(set(fam))):
     t = agree_table[fam == f]
-    ax.errorbar(t.faith_mean, t.faith_resample,
-                xerr=[t.faith_mean - t.faith_mean_lo, t.faith_mean_hi - t.faith_mean],
-                yerr=[t.faith_resample - t.faith_resample_lo, t.faith_resample_hi - t.faith_resample],
-                fmt="o", color=f"C{i}", alpha=0.7, capsize=2, label=f)
+    # intervals drawn from their ends: a ratio of means can lie outside its percentile interval
+    ax.hlines(t.faith_resample, t.faith_mean_lo, t.faith_mean_hi, color=f"C{i}", alpha=0.7)
+    ax.vlines(t.faith_mean, t.faith_resample_lo, t.faith_resample_hi, color=f"C{i}", alpha=0.7)
+    ax.plot(t.faith_mean, t.faith_resample, "o", color=f"C{i}", alpha=0.7, label=f)
 lim = [min(agree_table.faith_mean_lo.min(), agree_table.faith_resample_lo.min()),
        max(agree_table.faith_mean_hi.max(), agree_table.faith_resample_hi.max())]
 ax.plot(lim, lim, "k--", lw=0.8, label="equal")
@@ -418,15 +418,16 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-resample = P.feature_table(resample_scores)
-resample = P.ProportionalShare.fit(resample).add_excess(resample)
-fit_resample = P.fit_ols(z.transform(resample), excess.spec)
-both = P.replication(P.coef_table(excess.fit_train), P.coef_table(fit_resample), names=("mean", "resample"))
+resample = predictors.feature_table(resample_scores)
+resample = predictors.ProportionalShare.fit(resample).add_excess(resample)
+fit_resample = predictors.fit_ols(z.transform(resample), excess.spec)
+both = predictors.replication(predictors.coef_table(excess.fit_train), predictors.coef_table(fit_resample),
+                              names=("mean", "resample"))
 print("the training excess regression under each ablation (nats per SD, clustered CIs), and whether "
       "each effect holds under both:")
 print(both.sort_values("estimate_mean").round(3).to_string())
 print(f"R^2: mean {excess.fit_train.rsquared:.2f}, resample {fit_resample.rsquared:.2f}")
-keep("ablation_both", P.summarise_terms(both, name="mean"))
+keep("ablation_both", predictors.summarise_terms(both, name="mean"))
 keep("ablation_mean_only", ", ".join(both.index[(both.verdict == "one set only")
                                                  & (both.q_mean <= 0.05)]) or "none")
 keep("ablation_resample_only", ", ".join(both.index[(both.verdict == "one set only")
@@ -464,8 +465,8 @@ keep("abba_verdict", both.loc["order=ABBA", "verdict"])
 #   contrasts (accuracy and faithfulness against each family's reference condition),
 #   {glue:text}`n_contrasts_clear_seed0:d` are clear (BH q < 0.05) on the seed-0 prompts of weeks
 #   8-11; clear with the same sign on the held-out draw as well (replicated):
-#   {glue:text}`n_contrasts_replicate:d`, namely {glue:text}`contrasts_replicate`. A contrast clear on one draw only is reported as not
-#   replicated.
+#   {glue:text}`n_contrasts_replicate:d`, namely {glue:text}`contrasts_replicate`. A contrast clear
+#   on one draw only is reported as not replicated.
 # - **Prediction on new prompts.** For the excess, held-out $R^2$ is
 #   {glue:text}`excess_r2_conditions:.2f` from the condition labels,
 #   {glue:text}`excess_r2_templates:.2f` with templates, {glue:text}`excess_r2_confidence:.2f` from

@@ -48,7 +48,6 @@ STABILITY_FRACTIONS = [0.02, 0.05, 0.10]  # circuit sizes compared across discov
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-
 from myst_nb import glue
 
 from circuitgen import circuits, curves, faithful, paths, plots, runtime, splits

@@ -42,8 +42,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from circuitgen import faithful, generalise, heldout, paths, plots, predictors, runtime
-from circuitgen import stats
+from circuitgen import faithful, generalise, heldout, paths, plots, predictors, runtime, stats
 from circuitgen import tables as T
 
 model = runtime.start(MODEL, SEED, DEVICE)
@@ -53,7 +52,8 @@ FAMILIES = generalise.FAMILIES
 pd.set_option("display.width", 160)
 circuits = generalise.circuits_under_test(model, OUTPUT_DIR)
 mid = next(label for label in circuits if label.startswith("eap-ig top "))
-HEADLINE = [c for c in (mid, "eap-ig", "path-patching", "week 6") if c in circuits]  # chosen ones may be missing
+# chosen ones may be missing
+HEADLINE = [c for c in (mid, "eap-ig", "path-patching", "week 6") if c in circuits]
 tables = {seed: {f: generalise.score_family(model, f, seed, circuits, n_per_condition=N_PER_CONDITION,
                                             out_dir=scores_dir, log=None).df for f in FAMILIES}
           for seed in (SEED, HELDOUT_SEED)}
@@ -135,7 +135,8 @@ def analyse(circuit: str, ablation: str = "mean") -> dict:
     return {"train": tr, "heldout": ho, "excess": excess, "wrong": wrong,
             "r2_hand": predictors.heldout_r2(excess.fit_train, hand, "circuit_excess"),
             "auc_hand": (predictors.auc(hand_right.circuit_wrong_model_right,
-                                        wrong.fit_train.predict(hand_right)) if both_classes else float("nan"))}
+                                        wrong.fit_train.predict(hand_right))
+                         if both_classes else float("nan"))}
 
 
 results = {c: analyse(c) for c in HEADLINE}
@@ -148,8 +149,10 @@ results = {c: analyse(c) for c in HEADLINE}
 # NBVAL_CHECK_OUTPUT
 rows = []
 for c, r in results.items():
-    for label, df in (("train (seed 0)", r["train"]), ("held out, seed 1", r["heldout"][r["heldout"].source != predictors.HANDWRITTEN_SOURCE]),
-                      ("held out, hand-written", r["heldout"][r["heldout"].source == predictors.HANDWRITTEN_SOURCE])):
+    held = r["heldout"]
+    for label, df in (("train (seed 0)", r["train"]),
+                      ("held out, seed 1", held[held.source != predictors.HANDWRITTEN_SOURCE]),
+                      ("held out, hand-written", held[held.source == predictors.HANDWRITTEN_SOURCE])):
         y = predictors.outcome_rows(df, "circuit_wrong_model_right").circuit_wrong_model_right
         ci = stats.clopper_pearson(int(y.sum()), len(y))
         rows.append({"circuit": c, "prompts": label, "model right": len(y), "circuit wrong": int(y.sum()),
@@ -184,18 +187,13 @@ for c, r in results.items():
 # {glue:text}`w15_k_mid:d`), training fit against the held-out refit:
 
 # %% tags=["hide-input"]
-tab = results[mid]["excess"].table.dropna(subset=["estimate_train"]).sort_values("estimate_train")
+tab = results[mid]["excess"].table
 fig, ax = plt.subplots(figsize=(7, 0.32 * len(tab) + 1.2))
-yy = range(len(tab))
-for off, name, colour in ((-0.15, "train", "C0"), (0.15, "heldout", "C1")):
-    est, lo, hi = tab[f"estimate_{name}"], tab[f"lo_{name}"], tab[f"hi_{name}"]
-    ax.errorbar(est, [v + off for v in yy], xerr=[est - lo, hi - est], fmt="o", ms=4, color=colour,
-                label={"train": "training (seed 0)", "heldout": "held out (seed 1 + hand-written)"}[name])
-ax.axvline(0, color="0.4", lw=0.8)
-ax.set_yticks(list(yy), [predictors.term_label(t) for t in tab.index], fontsize=8)
-ax.set_xlabel("circuit excess, nats per SD (or per level), 95% CI clustered by template")
-ax.set_title(f"What predicts the excess of {mid} ({MODEL}, mean ablation)")
-ax.legend(fontsize=8)
+plots.coefficient_forest(ax, tab, label=predictors.term_label,
+                         sets=(("train", "training (seed 0)"),
+                               ("heldout", "held out (seed 1 + hand-written)")),
+                         xlabel="circuit excess, nats per SD (or per level), 95% CI clustered by template",
+                         title=f"What predicts the excess of {mid} ({MODEL}, mean ablation; * replicates)")
 fig.tight_layout()
 glue("w15_k_mid", len(circuits[mid]), display=False)
 
@@ -268,7 +266,8 @@ for ablation in ("mean", "resample"):
     a = answer[(answer.ablation == ablation) & answer.circuit.isin(HEADLINE)]
     print(f"{ablation} ablation")
     print(a.assign(cell=[cell(r) for r in a.itertuples()])
-          .pivot(index="family", columns="circuit", values="cell").reindex(list(FAMILIES))[HEADLINE].to_string())
+          .pivot(index="family", columns="circuit", values="cell").reindex(list(FAMILIES))[HEADLINE]
+          .to_string())
     print()
 
 # %% tags=["hide-input"]
@@ -302,7 +301,8 @@ fig.tight_layout()
 
 # %%
 def pick(family: str, circuit: str, ablation: str):
-    return answer[(answer.family == family) & (answer.circuit == circuit) & (answer.ablation == ablation)].iloc[0]
+    return answer[(answer.family == family) & (answer.circuit == circuit)
+                  & (answer.ablation == ablation)].iloc[0]
 
 
 key = {mid: "mid", "eap-ig": "eap", "path-patching": "pp", "week 6": "w6"}
@@ -315,13 +315,18 @@ for f in FAMILIES:
                  f"{r.exceeds} exceed", display=False)
 for f in FAMILIES:
     r = pick(f, mid, "mean")
-    glue(f"w15_{f}_n", f"{r.n} prompts, {r.n_templates} templates, {r.n_conditions} conditions", display=False)
-chosen_resample = answer[answer.circuit.isin(list(faithful.METHODS)) & (answer.ablation == "resample")].estimate
-glue("w15_chosen_resample_range", f"{chosen_resample.min():.2f} to {chosen_resample.max():.2f}", display=False)
+    glue(f"w15_{f}_n", f"{r.n} prompts, {r.n_templates} templates, {r.n_conditions} conditions",
+         display=False)
+chosen_resample = answer[answer.circuit.isin(list(faithful.METHODS))
+                         & (answer.ablation == "resample")].estimate
+glue("w15_chosen_resample_range", f"{chosen_resample.min():.2f} to {chosen_resample.max():.2f}",
+     display=False)
 counts = generalise.verdict_counts(verdicts)
-fl = verdicts[(verdicts.circuit == mid) & (verdicts.ablation == "mean") & verdicts.verdict.isin(["degrades", "exceeds"])]
-glue("w15_mid_flagged", ", ".join(f"{f}/{c} ({v}, {e:.2f})" for f, c, v, e in
-                                  zip(fl.family, fl.condition, fl.verdict, fl.estimate)) or "none", display=False)
+fl = verdicts[(verdicts.circuit == mid) & (verdicts.ablation == "mean")
+              & verdicts.verdict.isin(["degrades", "exceeds"])]
+glue("w15_mid_flagged",
+     ", ".join(f"{f}/{c} ({v}, {e:.2f})" for f, c, v, e in
+               zip(fl.family, fl.condition, fl.verdict, fl.estimate)) or "none", display=False)
 for a in ("mean", "resample"):
     glue(f"w15_mid_within_{a}", int(counts.loc[(mid, a), "within"]), display=False)
     glue(f"w15_mid_holds_{a}", int(counts.loc[(mid, a), "holds"]), display=False)
@@ -355,18 +360,19 @@ print("glued")
 #   the conditions where it clearly degrades or exceeds are {glue:text}`w15_mid_flagged:s` (week 14
 #   compares the repeated-IO conditions with Nainani et al.'s GPT-2 figures).
 # - **The smallest "faithful" circuits are faithful only under the ablation that chose them**:
-#   EAP-IG's {glue:text}`w15_eap_holds_mean:d` conditions holding under mean ablation become
-#   {glue:text}`w15_eap_holds_resample:d` under resample.
+#   EAP-IG's {glue:text}`w15_eap_holds_mean` conditions holding under mean ablation become
+#   {glue:text}`w15_eap_holds_resample` under resample.
 # - **More faithful at home, less change away?** Spearman's rho between home faithfulness and the
 #   median change across conditions is {glue:text}`w15_rho_spread:.2f` (14 circuit-ablation pairs,
 #   descriptive).
 # - **What predicts the failures.** For EAP-IG's top {glue:text}`w15_k_mid:d`, the circuit is wrong
 #   where the model is right on {glue:text}`w15_mid_wrong_train:s` of training prompts and
 #   {glue:text}`w15_mid_wrong_hand:s` of hand-written ones. Terms that replicate on held-out prompts
-#   — excess: {glue:text}`w15_mid_excess_replicated:s`; circuit wrong: {glue:text}`w15_mid_wrong_replicated:s`.
-#   The training fit's held-out R² for the excess is {glue:text}`w15_mid_r2_heldout:.2f`, on the
-#   hand-written prompts alone {glue:text}`w15_mid_r2_hand:.2f`. (The week-6 circuit's replicated
-#   excess terms, for comparison: {glue:text}`w15_w6_excess_replicated:s`.)
+#   — excess: {glue:text}`w15_mid_excess_replicated:s`; circuit wrong:
+#   {glue:text}`w15_mid_wrong_replicated:s`. The training fit's held-out R² for the excess is
+#   {glue:text}`w15_mid_r2_heldout:.2f`, on the hand-written prompts alone
+#   {glue:text}`w15_mid_r2_hand:.2f`. (The week-6 circuit's replicated excess terms, for comparison:
+#   {glue:text}`w15_w6_excess_replicated:s`.)
 #
 # **Limits.** One model (SmolLM2-135M); node-level circuits with every MLP running; mean and
 # resample ablation only; 20 prompts and 3-5 templates per condition (optimistic template
