@@ -21,7 +21,7 @@ from circuitgen import circuits, evaluation, runtime, sweeps, variations
 from circuitgen.circuits import CircuitSpec
 from circuitgen.ioi import PromptSet
 
-WIDE = {"display.width": 250, "display.max_colwidth": 40}
+WIDTH = 250  # characters: the tables are wider than pandas' default 80
 
 
 @dataclass
@@ -62,7 +62,7 @@ class SweepReport:
 
     def table_text(self) -> str:
         head = f"main signature: {self.table.attrs['signature']}; reference condition: {self.base}"
-        with pd.option_context(*[x for kv in WIDE.items() for x in kv]):
+        with pd.option_context("display.width", WIDTH, "display.max_colwidth", 40):
             return head + "\n" + sweeps.format_table(self.table).to_string()
 
     def figure(self, title: str):
@@ -82,10 +82,8 @@ class SweepReport:
         return sweeps.contrast_table(self.scores, self.base, seed=self.seed)
 
     def contrast_text(self) -> str:
-        with pd.option_context("display.width", WIDE["display.width"]):
-            body = sweeps.format_contrasts(self.contrasts).to_string()
         lines = sweeps.compare_with_reference(self.scores, self.table, self.base, seed=self.seed)
-        return body + "\n\n" + "\n".join(lines)
+        return self.contrasts_as_text(self.contrasts) + "\n\n" + "\n".join(lines)
 
     def pair_contrasts(self, pairs: list[tuple[str, str]]) -> pd.DataFrame:
         """A chapter's planned contrasts (:func:`circuitgen.sweeps.pair_contrasts`)."""
@@ -93,7 +91,7 @@ class SweepReport:
 
     @staticmethod
     def contrasts_as_text(contrasts: pd.DataFrame) -> str:
-        with pd.option_context("display.width", WIDE["display.width"]):
+        with pd.option_context("display.width", WIDTH):
             return sweeps.format_contrasts(contrasts).to_string()
 
     def worst_lines(self, k: int = 6) -> list[str]:

@@ -262,6 +262,8 @@ def plot_conditions(table: pd.DataFrame, title: str, base: str | None = None):
     faithfulness (ratio of means); dashed lines mark the ``base`` condition (default: the first)."""
     import matplotlib.pyplot as plt
 
+    from circuitgen import plots
+
     base = table.index[0] if base is None else base
     y = np.arange(len(table))[::-1]
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.38 * len(table) + 1.8), sharey=True)
@@ -274,10 +276,8 @@ def plot_conditions(table: pd.DataFrame, title: str, base: str | None = None):
     for ax, series, xlabel, neutral in panels:
         for col, label, color, dy in series:
             est = table[col].to_numpy(float)
-            lo, hi = table[f"{col}_lo"].to_numpy(float), table[f"{col}_hi"].to_numpy(float)
-            # The interval is drawn on its own: with few clusters a ratio of means can fall
-            # outside its percentile interval, which errorbar's +/- errors cannot show.
-            ax.errorbar((lo + hi) / 2, y + dy, xerr=(hi - lo) / 2, fmt="none", ecolor=color, capsize=3)
+            plots.interval(ax, table[f"{col}_lo"], table[f"{col}_hi"], y + dy, color=color,
+                           lw=plt.rcParams["lines.linewidth"])
             ax.plot(est, y + dy, "o", color=color, label=label)
             if base in table.index:
                 ax.axvline(table.loc[base, col], color=color, ls="--", lw=1, alpha=0.7)
