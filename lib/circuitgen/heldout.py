@@ -350,13 +350,12 @@ def prompts_frame(model_or_tokenizer, raw: pd.DataFrame, *, seed: int = 0) -> pd
 def _split_names(tokenizer, label: str, r: dict) -> str | None:
     """Why a row's names do not fit ``tokenizer`` (some name is not one token with its leading
     space), or None. A property of the tokenizer, not a mistake in the row: the row is skipped."""
-    split = [(n, len(tokenizer(" " + n, add_special_tokens=False)["input_ids"]))
-             for n in dict.fromkeys(str(r.get(c, "") or "").strip() for c in ("io", "s", "x")) if n]
-    split = [(n, k) for n, k in split if k != 1]
+    names = dict.fromkeys(str(r.get(c, "") or "").strip() for c in ("io", "s", "x"))
+    split = [n for n in names if n and not ioi.is_single_token_name(tokenizer, n)]
     if not split:
         return None
-    return "; ".join(f"{n!r} is {k} tokens with a leading space in tokenizer {label}"
-                     for n, k in split)
+    return "; ".join(f"{n!r} is {len(tokenizer(' ' + n, add_special_tokens=False)['input_ids'])} "
+                     f"tokens with a leading space in tokenizer {label}" for n in split)
 
 
 def skipped_note(prompts: pd.DataFrame) -> str:
