@@ -129,6 +129,30 @@ MUTANTS: list[Mutant] = [
            "    means = means.mean(0, keepdim=True).expand_as(means).clone()\n"
            "    empty = (counts == 0).view(n_g, n_r)\n",
            ("tests/test_scorer.py", "tests/test_reference.py")),
+    # Issue 25: the verdict rule, EAP-IG's integration, path patching's causal order, pruning's
+    # second stage, the methods' ranking order and the hand-written prompts' reference.
+    Mutant("verdict_on_p", "the verdict table decides on p, not on the BH q", "generalise.py",
+           "zip(t.estimate, t.difference, t.q)",
+           "zip(t.estimate, t.difference, t.p)",
+           ("tests/test_verdict_rule.py",)),
+    Mutant("verdict_on_lower_bound", "the verdict table decides on the interval's lower bound, "
+           "not on the estimate", "generalise.py",
+           "zip(t.estimate, t.difference, t.q)",
+           "zip(t.lo, t.difference, t.q)",
+           ("tests/test_verdict_rule.py",)),
+    Mutant("verdict_fdr_inclusive", "a q equal to the FDR counts as clear", "generalise.py",
+           "clear = not pd.isna(q) and q < fdr",
+           "clear = not pd.isna(q) and q <= fdr",
+           ("tests/test_verdict_rule.py",)),
+    Mutant("contrast_q_is_p", "the contrasts' q is the unadjusted p", "sweeps.py",
+           'out["q"] = st.benjamini_hochberg(out.p.to_numpy(float))[1]',
+           'out["q"] = out.p.to_numpy(float)',
+           ("tests/test_verdict_rule.py",)),
+    Mutant("eap_ig_last_step_only", "EAP-IG keeps the last step's gradient instead of summing "
+           "the steps' (no longer integrated gradients)", "eap.py",
+           "grads[hook.name] += grad.detach().float()",
+           "grads[hook.name] = grad.detach().float()",
+           ("tests/test_eap_ig_oracle.py",)),
 ]
 
 
