@@ -7,6 +7,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import pathlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -499,7 +501,32 @@ def test_refresh_recomputes_a_fresh_score_file(tiny_gpt2, spec, prompt_set, tmp_
     table.save(path)
     assert (sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path,
                                  log=None).logit_diff.dropna() == 99.0).all()
-    fresh = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path,
-                                 refresh=True, log=None)
+    with pytest.warns(UserWarning, match="logit_diff: .* beyond"):   # said, then rewritten
+        fresh = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path,
+                                     refresh=True, log=None)
     assert (fresh.logit_diff.dropna() != 99.0).all()
     pd.testing.assert_frame_equal(fresh, first.drop(columns=[]), check_like=False)
+
+
+def test_refresh_keeps_a_fresh_score_file_that_the_recomputation_matches(tiny_gpt2, spec, prompt_set,
+                                                                        tmp_path):
+    """A sweep chapter re-scores its family (refresh) but does not rewrite a file whose inputs
+    are unchanged and whose values the recomputation reproduces within float noise: bytes and
+    mtime stay as they were, and the values returned are the file's."""
+    import os
+
+    from circuitgen import tables
+    first = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path, log=None)
+    path = pathlib.Path(first.attrs["score_file"])
+    table = tables.load_table(path)
+    noisy = table.df["logit_diff"].notna()
+    table.df.loc[noisy, "logit_diff"] += np.float32(2e-6)  # what another thread count gives
+    table.save(path)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (path, tables.meta_file(path))}
+    os.utime(path, ns=(1, 1))                               # an mtime any rewrite would change
+    before[path] = (before[path][0], 1)
+    again = sweeps.family_scores(tiny_gpt2, spec, prompt_set, seed=0, output_dir=tmp_path,
+                                 refresh=True, log=None)
+    for p, (data, mtime) in before.items():
+        assert p.read_bytes() == data and p.stat().st_mtime_ns == mtime
+    pd.testing.assert_series_equal(again.logit_diff, table.df.logit_diff)   # the file's values

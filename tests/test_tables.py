@@ -58,3 +58,49 @@ def test_fingerprint_sees_frame_content_and_missing_file_is_clear(tmp_path):
     assert T.fingerprint(a) == T.fingerprint({"df": pd.DataFrame({"x": [1.0, 2.0]})})
     with pytest.raises(FileNotFoundError, match="cached"):
         T.load_table(tmp_path / "none.csv")
+
+
+def test_refresh_keeps_a_matching_file_and_rewrites_one_that_differs(tmp_path):
+    """``refresh`` recomputes a fresh file; float noise (another thread count) leaves it as it
+    was, byte for byte; values beyond the tolerance are said and rewritten."""
+    base = _frame()
+    noise = {"v": 0.0}
+
+    def compute():
+        return base.assign(score=base["score"] + noise["v"])
+
+    path = tmp_path / "r.csv"
+    inputs = {"threshold": 0.05}
+    T.cached(path, inputs, compute, log=None)
+    files = (path, T.meta_file(path))
+    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
+    noise["v"] = 1e-7
+    kept = T.cached(path, inputs, compute, log=None, refresh=True)
+    assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
+    assert kept.df["score"].iloc[0] == 0.1 + 0.2                     # the file's value
+    noise["v"] = 0.01
+    with pytest.warns(UserWarning, match=r"score: 2 value\(s\) beyond"):
+        redone = T.cached(path, inputs, compute, log=None, refresh=True)
+    assert redone.df["score"].iloc[0] == pytest.approx(0.31)
+    assert path.read_bytes() != before[0][0]
+    assert T.differences(base, base.assign(code=["007", "1.5", "NA"])) == ["code: 1 value(s) differ"]
+
+
+def test_sidecars_record_repository_paths_relative_to_it(tmp_path):
+    from circuitgen import paths
+
+    root = paths.REPO_ROOT
+    spec = root / "data" / "circuits" / "x.yaml"
+    meta = {"provenance": {"circuit": str(spec), "files": [spec, "/elsewhere/y.csv"], "n": 3,
+                           "text": "When Mary and John went"}}
+    assert T.repo_relative(meta) == {"provenance": {
+        "circuit": "data/circuits/x.yaml", "files": ["data/circuits/x.yaml", "/elsewhere/y.csv"],
+        "n": 3, "text": "When Mary and John went"}}
+    assert T.repo_relative(str(spec)) == "data/circuits/x.yaml"
+    path = T.ResultTable(_frame(), meta).save(tmp_path / "t.csv")
+    assert str(root) not in T.meta_file(path).read_text()
+    assert T.load_table(path).meta["provenance"]["circuit"] == "data/circuits/x.yaml"
+    # a path in the inputs gives the same fingerprint in every checkout
+    assert T.fingerprint({"f": spec}) == T.fingerprint({"f": "data/circuits/x.yaml"})
+    for committed in sorted((root / "data").glob("*/*.meta.json")):
+        assert str(root) not in committed.read_text(), committed

@@ -3,7 +3,9 @@ its planned contrasts and its findings.
 
 :func:`run` generates one variation family, saves the prompt set, scores the circuit on it
 through its score file (:func:`circuitgen.sweeps.family_scores`, recomputed so that running the
-chapter re-checks the scores week 12 reads) and summarises it per condition. The
+chapter re-checks the scores week 12 reads; a fresh file that the recomputation matches within
+float noise is kept as it is, so the chapter does not rewrite committed results on another
+machine) and summarises it per condition. The
 :class:`SweepReport` it returns prints each section the chapters show, in the same words for
 every family, and collects the values their findings quote (:meth:`SweepReport.findings`), with
 the statistics of :mod:`circuitgen.sweeps` and :mod:`circuitgen.evaluation`.

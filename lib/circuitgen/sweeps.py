@@ -132,9 +132,11 @@ def family_scores(model, spec: CircuitSpec, prompt_set: PromptSet, *, seed: int 
     """:func:`run_sweep`'s scores of ``prompt_set`` through its score file (:func:`score_file`):
     read when the file was made from the same prompts, circuit, ablation, model, seed and scoring
     code (:func:`scoring_code_sha`), else computed and written; ``refresh`` always computes (the
-    sweep chapters do, so running them re-checks the scores that later chapters read). The
-    returned frame carries the scorer's provenance in ``attrs["circuitgen"]`` as
-    :func:`run_sweep`'s does."""
+    sweep chapters do, so running them re-checks the scores that later chapters read) but keeps
+    a fresh file, byte for byte, when the new scores match it within float noise
+    (:func:`circuitgen.tables.cached`), returning the file's values; it warns and rewrites the
+    file only when they differ beyond that. The returned frame carries the scorer's provenance
+    in ``attrs["circuitgen"]`` as :func:`run_sweep`'s does."""
     family = prompt_set.meta.get("family")
     if not family:
         raise ValueError("the prompt set's meta has no 'family'; make it with circuitgen.variations.")
