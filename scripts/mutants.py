@@ -153,6 +153,26 @@ MUTANTS: list[Mutant] = [
            "grads[hook.name] += grad.detach().float()",
            "grads[hook.name] = grad.detach().float()",
            ("tests/test_eap_ig_oracle.py",)),
+    Mutant("path_patch_same_layer", "a path-patching sender reaches receivers in its own layer",
+           "path_patching.py",
+           "live = (sender_layers < r_layer).float()[:, None, None, None]",
+           "live = (sender_layers <= r_layer).float()[:, None, None, None]",
+           ("tests/test_path_patching_order.py",)),
+    Mutant("path_patch_any_layer", "a path-patching sender reaches every receiver, earlier "
+           "layers too", "path_patching.py",
+           "live = (sender_layers < r_layer).float()[:, None, None, None]",
+           "live = (sender_layers >= 0).float()[:, None, None, None]",
+           ("tests/test_path_patching_order.py",)),
+    Mutant("path_attribution_same_layer", "the path-patching screen lets a sender reach "
+           "receivers in its own layer", "path_patching.py",
+           "estimate += contrib * (layer_of < r_layer).float()",
+           "estimate += contrib * (layer_of <= r_layer).float()",
+           ("tests/test_path_patching_order.py",)),
+    Mutant("path_patch_default_senders", "path patching's default senders include the deepest "
+           "receiver's layer", "path_patching.py",
+           "return [(layer, head) for layer in range(max_layer) for head in range(model.cfg.n_heads)]",
+           "return [(layer, head) for layer in range(max_layer + 1) for head in range(model.cfg.n_heads)]",
+           ("tests/test_path_patching_order.py",)),
 ]
 
 
