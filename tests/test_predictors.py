@@ -667,3 +667,17 @@ def test_circuit_inputs_carry_each_sources_own_scores(family_prompts):
     ft_train, ft_held = P.circuit_feature_tables(train, held)
     np.testing.assert_array_equal(ft_train.model_ld.to_numpy(), train.logit_diff.to_numpy())
     np.testing.assert_array_equal(ft_held.model_ld.to_numpy(), held.logit_diff.to_numpy())
+
+
+def test_separated_terms_flag_a_runaway_coefficient_and_an_exploded_error():
+    """Quasi-separation shows either as a coefficient past the bound or, where the optimiser
+    stopped earlier (week 12's io_mentions: -8.4 log-odds, SE 45), as an error no data could
+    give; both are separated, a term with an ordinary error is not."""
+    class Fit:
+        mle_retvals = {"converged": False}
+        params = pd.Series({"Intercept": -2.5, "a": 0.3, "b": -8.4, "c": 12.0, "d": 1.0})
+        bse = pd.Series({"Intercept": 0.2, "a": 0.2, "b": 45.0, "c": 0.5, "d": np.nan})
+
+    assert P.separated_terms(Fit()) == ["b", "c", "d"]
+    Fit.bse = Fit.bse.fillna(4.9)
+    assert P.separated_terms(Fit()) == ["b", "c"]

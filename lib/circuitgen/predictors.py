@@ -431,17 +431,24 @@ def summarise_terms(table: pd.DataFrame, verdict: str = "replicates", name: str 
 
 
 SEPARATION_BOUND = 10.0
+SEPARATION_SE_BOUND = 5.0
 
 
-def separated_terms(fit, bound: float = SEPARATION_BOUND) -> list[str]:
+def separated_terms(fit, bound: float = SEPARATION_BOUND,
+                    se_bound: float = SEPARATION_SE_BOUND) -> list[str]:
     """Logit terms whose coefficient ran past ``bound`` (log-odds per SD, an odds ratio beyond
-    e^10): the sign of (quasi-)separation, where the likelihood rises without limit. Their
-    sandwich errors collapse (the scores vanish), so a separated term would otherwise look
-    like the clearest effect of all. OLS fits have none."""
+    e^10), or whose standard error exceeds ``se_bound`` (a 95% CI spanning odds ratios beyond
+    e^±10): the two signs of (quasi-)separation, where the likelihood rises without limit along
+    the term. Where the optimiser stopped on such a term depends on the arithmetic (another CPU
+    or thread count stops it elsewhere), and its sandwich error either collapses (the scores
+    vanish), so it would look like the clearest effect of all, or explodes. Either way it has no
+    estimate to report. OLS fits have none."""
     if not hasattr(fit, "mle_retvals"):
         return []
     params = fit.params.drop("Intercept", errors="ignore")
-    return [term_label(t) for t in params.index[np.abs(params.to_numpy()) > bound]]
+    se = np.asarray(fit.bse.reindex(params.index), dtype=float)
+    wild = (np.abs(params.to_numpy()) > bound) | ~(se <= se_bound)
+    return [term_label(t) for t in params.index[wild]]
 
 
 def _drop_inference(tab: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
@@ -774,7 +781,7 @@ def circuit_feature_tables(train: pd.DataFrame, heldout: pd.DataFrame
 
 
 __all__ = ["score_families", "ablation_agreement", "NUMERIC", "CATEGORICAL", "REFERENCE_LEVELS",
-           "OUTCOMES", "CLUSTER_BY", "COV_TYPES", "SEPARATION_BOUND", "feature_table",
+           "OUTCOMES", "CLUSTER_BY", "COV_TYPES", "SEPARATION_BOUND", "SEPARATION_SE_BOUND", "feature_table",
            "Standardizer",
            "ProportionalShare", "model_right", "outcome_rows", "cluster_groups", "formula",
            "fit_ols", "fit_logit", "coef_table", "partial_eta_squared", "heldout_r2", "auc",
