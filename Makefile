@@ -58,7 +58,8 @@ browser:
 # comes after nbval: any chapter that fails on either tiny model fails the build.
 test: $(STAMP) lint browser
 	$(PY) -m pytest tests -q -m "not book"
-	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks -q
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
+	    -p no:cacheprovider notebooks -q
 	$(PY) scripts/smoke.py --fresh
 	$(PY) scripts/run_book.py --model $(REFERENCE_MODEL) --no-execute
 	$(PY) -m pytest tests/book -q -m book

@@ -39,7 +39,7 @@ import pandas as pd
 from myst_nb import glue
 from scipy import stats
 
-from circuitgen import circuits, evaluation, ioi, plots, runtime, scorer
+from circuitgen import circuits, evaluation, ioi, plots, runtime, scorer, shown
 from circuitgen import stats as cg_stats
 
 model = runtime.start(MODEL, SEED, DEVICE)
@@ -210,7 +210,7 @@ print(f"model right, circuit wrong: {len(fails)} of {(scores.logit_diff > 0).sum
 solid = per_template[per_template.model >= 1]  # a ratio is meaningless where the model is near 0
 print("templates where the model's mean logit difference is under 1 nats:",
       sorted(per_template.index[per_template.model < 1].tolist()))
-print("worst other templates by ratio of means:", solid.ratio_of_means.nsmallest(3).round(2).to_dict())
+print("worst other templates by ratio of means:", shown.mapping(solid.ratio_of_means.nsmallest(3)))
 
 # %%
 for _, r in fails.nsmallest(6, "circuit_logit_diff").iterrows():

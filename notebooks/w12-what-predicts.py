@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from circuitgen import circuits, plots, predictors, runtime, scorer, sweeps
+from circuitgen import circuits, plots, predictors, runtime, scorer, shown, sweeps
 
 model = runtime.start(MODEL, SEED, DEVICE)
 spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
@@ -139,7 +139,7 @@ desc = train[list(predictors.NUMERIC)].describe().T[["mean", "std", "min", "max"
 desc["VIF"] = predictors.vif(train)
 desc["meaning"] = pd.Series(predictors.NUMERIC)
 with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-    print(desc.round(2).to_string())
+    print(shown.fixed(desc, 2).to_string())
 
 # %% [markdown]
 # ## The circuit's share of the model's logit difference
@@ -160,6 +160,8 @@ print(f"share fitted on the training prompts: circuit_ld = {share.intercept:.2f}
       f"{share.slope:.2f} * model_ld")
 print(f"circuit excess, SD: training {train.circuit_excess.std():.2f}, held-out "
       f"{heldout.circuit_excess.std():.2f} nats; held-out mean {heldout.circuit_excess.mean():+.2f}")
+
+# %%
 keep("share_slope", share.slope)
 keep("share_intercept", share.intercept)
 keep("excess_sd_train", train.circuit_excess.std())
@@ -198,7 +200,7 @@ print(f"training fit: n = {int(excess.fit_train.nobs)} prompts in {excess.n_clus
       f"R^2 = {excess.fit_train.rsquared:.2f}; held-out refit: n = {int(excess.fit_heldout.nobs)}, "
       f"R^2 = {excess.fit_heldout.rsquared:.2f}; the training fit's held-out R^2 = {excess.score:.2f}")
 with pd.option_context("display.width", 200):
-    print(excess_table.sort_values("estimate_train").round(3).to_string())
+    print(shown.fixed(excess_table.sort_values("estimate_train"), 3).to_string())
 
 # %%
 keep("excess_r2_train", excess.fit_train.rsquared)
@@ -246,10 +248,11 @@ for name, conv, sep in zip(("training", "held-out"), wrong.converged, wrong.sepa
     if not conv or sep:
         print(f"{name} logit: converged {conv}; terms that separate the outcome (no CI, counted as "
               f"no clear effect): {', '.join(sep) or 'none'}")
+separated = dict(zip(("train", "heldout"), wrong.separated))  # printed as "separated"
 with pd.option_context("display.width", 200):
-    print(wrong.table.sort_values("estimate_train").round(3).to_string())
+    print(shown.coefficients(wrong.table, separated, sort_by="estimate_train").to_string())
 print()
-print(auc_table.round(3).to_string())
+print(shown.fixed(auc_table, 3).to_string())
 
 # %%
 keep("wrong_auc_heldout", wrong.score)
@@ -279,10 +282,11 @@ coefficient_plot(wrong.table, f"What predicts 'circuit wrong, model right' ({MOD
 # %%
 # NBVAL_CHECK_OUTPUT
 replication_table = pd.concat(
-    {"(b) excess, nats/SD": excess.table, "(a) wrong | model right, odds ratio/SD": wrong.table},
+    {"(b) excess, nats/SD": shown.fixed(excess.table, 3),
+     "(a) wrong | model right, odds ratio/SD": shown.coefficients(wrong.table, separated)},
     names=["outcome", "term"])[["estimate_train", "q_train", "estimate_heldout", "q_heldout", "verdict"]]
 with pd.option_context("display.width", 200, "display.max_rows", 100):
-    print(replication_table.round(3).to_string())
+    print(replication_table.to_string())
 
 # %% [markdown]
 # ## Do the sweeps' condition contrasts replicate?
@@ -305,7 +309,7 @@ contrast_rep = pd.concat({
 # NBVAL_CHECK_OUTPUT
 cols = ["difference_seed0", "q_seed0", "difference_seed1", "q_seed1", "verdict"]
 with pd.option_context("display.width", 200, "display.max_rows", 200):
-    print(contrast_rep[cols].round(3).to_string())
+    print(shown.fixed(contrast_rep[cols], 3).to_string())
 print(contrast_rep.verdict.value_counts().to_string())
 
 # %%
@@ -332,6 +336,8 @@ print(f"clustered / HC3 standard error, over the {len(se_ratio)} terms: median {
       f"range {se_ratio.min():.2f}-{se_ratio.max():.2f}")
 print(f"terms that would replicate with HC3 errors: {(hc3_table.verdict == 'replicates').sum()}; "
       f"with clustered errors: {(excess.table.verdict == 'replicates').sum()}")
+
+# %%
 keep("se_ratio_median", se_ratio.median())
 keep("se_ratio_max", se_ratio.max())
 keep("hc3_n_replicated", (hc3_table.verdict == "replicates").sum())
@@ -348,7 +354,9 @@ keep("hc3_n_replicated", (hc3_table.verdict == "replicates").sum())
 # NBVAL_CHECK_OUTPUT
 r2_excess = predictors.compare_models(train_z, heldout_z, "circuit_excess")
 print("circuit excess:")
-print(r2_excess.round(3).to_string())
+print(shown.fixed(r2_excess, 3).to_string())
+
+# %%
 keep("excess_r2_conditions", r2_excess.loc["condition labels", "r2_heldout"])
 keep("excess_r2_templates", r2_excess.loc["condition + template", "r2_heldout"])
 keep("excess_r2_confidence", r2_excess.loc["confidence alone", "r2_heldout"])
@@ -365,9 +373,11 @@ keep("excess_r2_features", r2_excess.loc["features", "r2_heldout"])
 # NBVAL_CHECK_OUTPUT
 r2_ld = predictors.compare_models(train_z, heldout_z, "circuit_ld")
 print("circuit logit difference (contrast only):")
-print(r2_ld.round(3).to_string())
+print(shown.fixed(r2_ld, 3).to_string())
 print("the share line alone, fitted on training, held-out R^2 = "
-      f"{predictors.heldout_r2(share, heldout, 'circuit_ld'):.3f}")
+      f"{shown.number(predictors.heldout_r2(share, heldout, 'circuit_ld'))}")
+
+# %%
 keep("ld_r2_confidence", r2_ld.loc["confidence alone", "r2_heldout"])
 keep("ld_r2_features", r2_ld.loc["features", "r2_heldout"])
 keep("ld_r2_both", r2_ld.loc["features + confidence", "r2_heldout"])
@@ -391,6 +401,8 @@ print(f"per-prompt Pearson r of the circuit's logit difference: {agree['pearson_
       f"same circuit-wrong label on {agree['wrong_label_agreement']:.2f} of prompts")
 print(f"Spearman rho of the {len(agree_table)} conditions' faithfulness: "
       f"{agree['spearman_rho_conditions']:.2f}")
+
+# %%
 for k, v in agree["faithfulness_overall"].items():
     keep(f"faith_{k}", v)
 keep("agree_r", agree["pearson_r_circuit_ld"])
@@ -425,8 +437,10 @@ both = predictors.replication(predictors.coef_table(excess.fit_train), predictor
                               names=("mean", "resample"))
 print("the training excess regression under each ablation (nats per SD, clustered CIs), and whether "
       "each effect holds under both:")
-print(both.sort_values("estimate_mean").round(3).to_string())
+print(shown.fixed(both.sort_values("estimate_mean"), 3).to_string())
 print(f"R^2: mean {excess.fit_train.rsquared:.2f}, resample {fit_resample.rsquared:.2f}")
+
+# %%
 keep("ablation_both", predictors.summarise_terms(both, name="mean"))
 keep("ablation_mean_only", ", ".join(both.index[(both.verdict == "one set only")
                                                  & (both.q_mean <= 0.05)]) or "none")

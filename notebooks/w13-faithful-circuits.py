@@ -288,7 +288,6 @@ else:
 # %%
 # NBVAL_CHECK_OUTPUT
 k_stab = sizes[1]
-glue("w13_stab_k", k_stab, display=False)
 freq = (faithful.selection_frequency(multi, k_stab) if multi
         else pd.DataFrame(columns=["method", "node", "n_sets"]))
 for m in sorted(set(freq.method)):
@@ -297,6 +296,9 @@ for m in sorted(set(freq.method)):
     heads_all = sorted({n.split("@")[0] for n in nodes_all}, key=lambda h: tuple(map(int, h.split("."))))
     print(f"{m}: {len(nodes_all)} of {k_stab} nodes chosen on all {n_sets} sets; "
           f"their heads: {', '.join(heads_all)}")
+
+# %%
+glue("w13_stab_k", k_stab, display=False)
 
 # %% [markdown]
 # ## What the heads in these circuits do

@@ -160,6 +160,8 @@ show = flagged.assign(est=[f"{e:.2f} [{a:.2f}, {b:.2f}]"
                       rep=[f"{v} ({e:.2f})" for v, e in zip(flagged.verdict_rep, flagged.estimate_rep)])
 print(show[["family", "condition", "circuit", "ablation", "n_nodes", "est", "diff", "q", "verdict", "rep"]]
       .to_string(index=False))
+
+# %%
 glue("w14_rep_seed", REPLICATION_SEED, display=False)
 
 # %% [markdown]
@@ -200,6 +202,8 @@ nainani = pd.DataFrame(rows)
 print(nainani.to_string(index=False))
 top = adv[adv.circuit == mid]
 ratio_mid = sweeps.condition_intervals(top, "faithfulness")["estimate"]
+
+# %%
 glue("w14_nainani_mid", ", ".join(f"{c} {ratio_mid[c]:.2f}" for c in NAINANI), display=False)
 glue("w14_triple_vs_gpt2",
      "TripleIO is below DoubleIO (unlike GPT-2)" if ratio_mid["triple_io"] < ratio_mid["double_io"]

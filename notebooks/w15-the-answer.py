@@ -77,6 +77,8 @@ for _, r in hand_prompts.groupby("family", sort=False).head(1).iterrows():
 if hand_prompts.attrs["skipped"]:  # rows whose names this model's tokenizer splits
     print(heldout.skipped_note(hand_prompts))
 n_hand = len(hand_prompts)
+
+# %%
 glue("w15_n_hand", n_hand, display=False)
 glue("w15_n_hand_per_family", int(hand_prompts.groupby("family").size().min()), display=False)
 
@@ -103,6 +105,8 @@ ref_choice = pd.DataFrame({
     "resample": normalised(hand_scores["family"][hand_scores["family"].ablation == "resample"])})
 print(ref_choice.round(2).to_string())
 shift = (ref_choice["mean, own counterparts"] - ref_choice["mean, family reference"])
+
+# %%
 glue("w15_ref_shift_min", float(shift.min()), display=False)
 glue("w15_ref_shift_max", float(shift.max()), display=False)
 

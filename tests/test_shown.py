@@ -35,4 +35,6 @@ def test_coefficients_print_a_separated_term_as_separated():
     assert out.loc["io_mentions", "estimate_heldout"] == "0.644"
     assert out.loc["log_io_rank"].tolist() == ["1.660", "1.270", "2.180", "1.530", "0.003", "replicates"]
     assert "e+" not in out.to_string()
+    ordered = shown.coefficients(tab, {"train": ["io_mentions"]}, sort_by="estimate_train")
+    assert ordered.index.tolist() == ["log_io_rank", "io_mentions"]       # separated: last
     assert shown.mapping({8: -0.05999999865889549, 13: 0.09}) == "8: -0.06, 13: 0.09"

@@ -49,15 +49,23 @@ def fixed(df: pd.DataFrame | pd.Series, digits: int = 3) -> pd.DataFrame | pd.Se
 
 
 def coefficients(table: pd.DataFrame, separated: Mapping[str, Iterable[str]] | None = None,
-                 digits: int = 3) -> pd.DataFrame:
+                 digits: int = 3, sort_by: str | None = None) -> pd.DataFrame:
     """A coefficient or :func:`circuitgen.predictors.replication` table for printing: floats at
     ``digits`` decimals, and for each set ``name`` in ``separated`` (``{"train": [...],
     "heldout": [...]}``, e.g. from ``HeldoutCheck.separated``) its terms' ``estimate_<name>``,
     ``lo_<name>``, ``hi_<name>`` and ``q_<name>`` (or, without a suffix, ``estimate``, ``lo``,
-    ``hi``, ``p``) as ``"separated"``."""
+    ``hi``, ``p``) as ``"separated"``. ``sort_by``: a column to sort the rows by, terms it
+    shows as separated last (their values are not estimates, so they have no place in an
+    order)."""
+    separated = {name: [t for t in terms if t in table.index]
+                 for name, terms in (separated or {}).items()}
+    if sort_by is not None:
+        stem, _, name = sort_by.partition("_")
+        hidden = separated.get(name, []) if stem == "estimate" else []
+        key = table[sort_by].astype(float).mask(table.index.isin(hidden))
+        table = table.loc[key.sort_values(na_position="last", kind="stable").index]
     out = fixed(table, digits)
-    for name, terms in (separated or {}).items():
-        rows = [t for t in terms if t in out.index]
+    for name, rows in separated.items():
         stems = ("estimate", "lo", "hi", "q", "p")
         cols = [c for c in ((f"{s}_{name}" if name else s) for s in stems) if c in out.columns]
         if rows and cols:
