@@ -37,7 +37,7 @@ def spec_with(model, mlps: str | None, heads: str | None = None) -> circuits.Cir
     return circuits.parse_circuit(text, "<mlp spec>")
 
 
-def roles_by_hand(b: B.IOIBatch, i: int) -> list[str]:
+def roles_by_hand(b: B.TaskBatch, i: int) -> list[str]:
     """The role name of every real position of row ``i``, from the batch's positions."""
     n = int(b.mask[i].sum())
     out = ["other"] * n

@@ -50,7 +50,7 @@ def test_batched_equals_one_at_a_time_reference(smollm2):
     # Reading at -1 instead of END would be wrong for the padded rows: the check can fail.
     with torch.no_grad():
         last = B.forward(smollm2, b)[:, -1]
-    wrong = last[torch.arange(3), b.io_id] - last[torch.arange(3), b.s_id]
+    wrong = last[torch.arange(3), b.answer_id] - last[torch.arange(3), b.wrong_id]
     assert (wrong - single).abs().max() > 0.1
 
 
@@ -61,7 +61,7 @@ def test_positions_and_answers(tiny_gpt2):
         assert tok.decode(b.tokens[i, b.pos["IO"][i]]).strip() == row.io
         assert tok.decode(b.tokens[i, b.pos["S2"][i]]).strip() == row.s
         assert b.mask[i, b.end[i]] == 1 and (b.end[i] + 1 == b.mask.shape[1] or b.mask[i, b.end[i] + 1] == 0)
-        assert tok.decode(b.io_id[i]) == " " + row.io
+        assert tok.decode(b.answer_id[i]) == " " + row.io
 
 
 def test_corrupted_prompts_must_match_length(tiny_gpt2):

@@ -53,7 +53,7 @@ def independent_copy_score(model, batch, layer, head, sign, k):
     name = "blocks.0.hook_resid_post"
     _, cache = model.run_with_cache(batch.tokens, attention_mask=batch.mask)
     hits = []
-    for role, ids in (("IO", batch.io_id), ("S1", batch.s_id), ("S2", batch.s_id)):
+    for role, ids in (("IO", batch.answer_id), ("S1", batch.wrong_id), ("S2", batch.wrong_id)):
         resid = cache[name][torch.arange(len(batch)), batch.pos[role]]
         top = hook_ov_logits(model, resid, layer, head, sign).topk(k, dim=-1).indices
         hits += [(ids[i] in top[i]) for i in range(len(batch))]

@@ -133,7 +133,7 @@ def _hf_z(hf, tokens: torch.Tensor, mask: torch.Tensor, layer: int) -> torch.Ten
     return store["z"].view(*tokens.shape, -1, attn.head_dim)
 
 
-def hand_delta(hf, clean: B.IOIBatch, corr: B.IOIBatch, sender: tuple[int, int]) -> torch.Tensor:
+def hand_delta(hf, clean: B.TaskBatch, corr: B.TaskBatch, sender: tuple[int, int]) -> torch.Tensor:
     """(ABC z - clean z) of the sender head times its slice of o_proj, ``[batch, pos, d_model]``."""
     layer, head = sender
     z = _hf_z(hf, corr.tokens, corr.mask, layer) - _hf_z(hf, clean.tokens, clean.mask, layer)
@@ -189,7 +189,7 @@ def hand_attention(hf, layer: int, resid: torch.Tensor, delta: torch.Tensor,
     return z.flatten(2) @ attn.o_proj.weight.T
 
 
-def naive_path_patch(hf, clean: B.IOIBatch, delta: torch.Tensor, receiver: tuple[int, int],
+def naive_path_patch(hf, clean: B.TaskBatch, delta: torch.Tensor, receiver: tuple[int, int],
                      components: tuple[str, ...], position: str | None,
                      whole_group: bool = False) -> torch.Tensor:
     """Logit difference at END, ``[batch]``, with ``delta`` patched into the receiver's inputs

@@ -50,8 +50,8 @@ def test_group_mean_is_the_mean_over_that_groups_abc_prompts(tiny_llama):
     ref, _ = reference.build_reference(tiny_llama, df, min_per_group=20)
     key = ref.keys[0]
     rows = torch.tensor([k == key for k in ref.keys])
-    sub = B.IOIBatch(ref.batch.tokens[rows], ref.batch.mask[rows], ref.batch.io_id[rows],
-                     ref.batch.s_id[rows], {r: p[rows] for r, p in ref.batch.pos.items()})
+    sub = B.TaskBatch(ref.batch.tokens[rows], ref.batch.mask[rows], ref.batch.answer_ids[rows],
+                      ref.batch.wrong_ids[rows], {r: p[rows] for r, p in ref.batch.pos.items()})
     _, cache = tiny_llama.run_with_cache(sub.tokens, attention_mask=sub.mask)
     g = means.groups.index(key)
     for layer in range(tiny_llama.cfg.n_layers):

@@ -13,7 +13,7 @@ from circuitgen import resume as R
 TOL = 1e-5
 
 
-def padded_batch(model, n: int = 6) -> B.IOIBatch:
+def padded_batch(model, n: int = 6) -> B.TaskBatch:
     b = B.encode(model, ioi.generate_prompts(model, n=n, seed=0).df)
     assert len(set(b.mask.sum(1).tolist())) > 1, "the test needs prompts of different lengths"
     return b
@@ -38,9 +38,9 @@ def head_hooks(model, layer: int) -> list:
 
 def full_diff(model, batch, hooks, tile: int) -> torch.Tensor:
     """IO - S at END from an ordinary full forward of the tiled batch (all positions unembedded)."""
-    tiled = B.IOIBatch(batch.tokens.repeat(tile, 1), batch.mask.repeat(tile, 1),
-                       batch.io_id.repeat(tile), batch.s_id.repeat(tile),
-                       {k: v.repeat(tile) for k, v in batch.pos.items()})
+    tiled = B.TaskBatch(batch.tokens.repeat(tile, 1), batch.mask.repeat(tile, 1),
+                        batch.answer_ids.repeat(tile, 1), batch.wrong_ids.repeat(tile, 1),
+                        {k: v.repeat(tile) for k, v in batch.pos.items()})
     logits = model.run_with_hooks(tiled.tokens, attention_mask=tiled.mask, fwd_hooks=hooks)
     return B.logit_diff(logits, tiled).view(tile, len(batch))
 
@@ -60,7 +60,7 @@ def check_model(model, tol: float = TOL):
                 assert (got - want).abs().max() <= tol, (layer, tile)
             logits = R.end_logits_from(model, batch, layer, cache[layer], hooks, tile=2)
             rows = torch.arange(2 * len(batch))
-            diff = logits[rows, batch.io_id.repeat(2)] - logits[rows, batch.s_id.repeat(2)]
+            diff = logits[rows, batch.answer_id.repeat(2)] - logits[rows, batch.wrong_id.repeat(2)]
             assert (diff.view(2, -1) - want).abs().max() <= tol
         # the unhooked diff moves under the hooks, so the comparison above is not vacuous
         plain = R.logit_diff_from(model, batch, 0, cache[0])

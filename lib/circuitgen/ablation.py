@@ -24,14 +24,18 @@ batch, and only the END positions are unembedded.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
-from circuitgen.batch import IOIBatch, chunks, logit_diff
+from circuitgen.batch import TaskBatch, chunks, logit_diff
+from circuitgen.task import BOS_ROLE, OTHER_ROLE, group_keys
 
+# The default task's (IOI's) roles; any batch's own are role_names(batch): BOS, other, then its
+# task's named positions in the task's order.
 ROLE_NAMES = ("BOS", "other", "IO", "S1", "S1+1", "S2", "END")
 ROLE_INDEX = {name: i for i, name in enumerate(ROLE_NAMES)}
 METHODS = ("mean", "resample", "zero")
@@ -45,13 +49,28 @@ def mlp_name(layer: int) -> str:
     return f"blocks.{layer}.hook_mlp_out"
 
 
-def role_map(batch: IOIBatch) -> torch.Tensor:
+def role_names(batch: TaskBatch) -> tuple[str, ...]:
+    """The roles of a batch's role map: BOS, other, then its task's named positions."""
+    return (BOS_ROLE, OTHER_ROLE, *batch.positions)
+
+
+def role_index(batch: TaskBatch, name: str) -> int:
+    """The index of role ``name`` in :func:`role_map` of ``batch``."""
+    names = role_names(batch)
+    if name not in names:
+        raise ValueError(f"{name!r} is not a position of this task; its positions are "
+                         f"{list(names[1:])}.")
+    return names.index(name)
+
+
+def role_map(batch: TaskBatch) -> torch.Tensor:
     """Role index of every position, ``[batch, pos]`` (padding counts as 'other')."""
-    roles = torch.full(batch.tokens.shape, ROLE_INDEX["other"], dtype=torch.long)
-    roles[:, 0] = ROLE_INDEX["BOS"]
+    names = role_names(batch)
+    roles = torch.full(batch.tokens.shape, names.index(OTHER_ROLE), dtype=torch.long)
+    roles[:, 0] = names.index(BOS_ROLE)
     rows = torch.arange(len(batch))
-    for name in ROLE_NAMES[2:]:
-        roles[rows, batch.pos[name]] = ROLE_INDEX[name]
+    for i, name in enumerate(names[2:], start=2):
+        roles[rows, batch.pos[name]] = i
     return roles
 
 
@@ -72,11 +91,10 @@ class MeanReference:
     source: str
     details: dict = field(default_factory=dict)
     mlp_means: torch.Tensor | None = None
+    roles: tuple[str, ...] = ROLE_NAMES  # the role order of means' second axis
 
     def keys(self, df: pd.DataFrame) -> list[str]:
         """The group key of every row of a prompt table."""
-        from circuitgen.reference import group_keys
-
         missing = [c for c in self.group_cols if c not in df.columns]
         if missing:
             raise ValueError(f"the mean reference is grouped by {list(self.group_cols)} but these "
@@ -95,7 +113,27 @@ class MeanReference:
     def describe(self) -> dict:
         return {"method": "mean", "reference": self.source, "n_reference_prompts": self.n_prompts,
                 "group_by": list(self.group_cols), "n_groups": len(self.groups),
-                "positions": "by role: " + ", ".join(ROLE_NAMES)} | self.details
+                "positions": "by role: " + ", ".join(self.roles)} | self.details
+
+
+@dataclass
+class ReferenceBatch:
+    """The reference prompts' token sequences (counterfactuals, aligned with the clean prompts'
+    positions), the group of each row, and where each group's prompts came from."""
+
+    batch: TaskBatch
+    keys: list[str]
+    sources: dict[str, str]  # group -> where its prompts came from
+
+    def sizes(self) -> pd.Series:
+        return pd.Series(self.keys).value_counts().sort_index()
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for key, row, n in zip(self.keys, self.batch.tokens, self.batch.mask.sum(1)):
+            h.update(key.encode())
+            h.update(row[: int(n)].numpy().tobytes())
+        return h.hexdigest()[:16]
 
 
 def final_resid(model, tokens, mask, fwd_hooks=()) -> torch.Tensor:
@@ -117,7 +155,7 @@ def final_resid(model, tokens, mask, fwd_hooks=()) -> torch.Tensor:
     return store["x"]
 
 
-def end_logits(model, batch: IOIBatch, fwd_hooks=(), tile: int = 1) -> torch.Tensor:
+def end_logits(model, batch: TaskBatch, fwd_hooks=(), tile: int = 1) -> torch.Tensor:
     """Logits at END only, ``[tile * batch, vocab]``: exact, and skips unembedding other positions."""
     tokens, mask = batch.tokens.repeat(tile, 1), batch.mask.repeat(tile, 1)
     resid = final_resid(model, tokens, mask, fwd_hooks)
@@ -126,14 +164,12 @@ def end_logits(model, batch: IOIBatch, fwd_hooks=(), tile: int = 1) -> torch.Ten
     return model.unembed(model.ln_final(at_end))[:, 0]
 
 
-def end_logit_diff(logits_at_end: torch.Tensor, batch: IOIBatch, tile: int = 1) -> torch.Tensor:
-    """IO - S from END logits of a tiled batch: ``[tile, batch]``."""
-    rows = torch.arange(logits_at_end.shape[0])
-    diff = logits_at_end[rows, batch.io_id.repeat(tile)] - logits_at_end[rows, batch.s_id.repeat(tile)]
-    return diff.view(tile, len(batch))
+def end_logit_diff(logits_at_end: torch.Tensor, batch: TaskBatch, tile: int = 1) -> torch.Tensor:
+    """The task metric (IOI: IO - S) from END logits of a tiled batch: ``[tile, batch]``."""
+    return batch.metric_of(logits_at_end, tile)
 
 
-def _acts_at_real_positions(model, batch: IOIBatch
+def _acts_at_real_positions(model, batch: TaskBatch
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``z`` of every head, ``[n_real, layer, head, d_head]``, and ``hook_mlp_out`` of every MLP,
     ``[n_real, layer, d_model]``, at every real position, and each position's role; the forward
@@ -166,7 +202,7 @@ def _acts_at_real_positions(model, batch: IOIBatch
     return z[real], mlp[real], role_map(batch)[real]
 
 
-def compute_means(model, ref: IOIBatch, keys: Sequence[str], group_cols: Sequence[str] = (), *,
+def compute_means(model, ref: TaskBatch, keys: Sequence[str], group_cols: Sequence[str] = (), *,
                   batch_size: int = 32, source: str = "abc", details: dict | None = None
                   ) -> MeanReference:
     """Mean ``z`` (and mean ``hook_mlp_out``) per (group, role) over the reference batch (the ABC
@@ -176,7 +212,8 @@ def compute_means(model, ref: IOIBatch, keys: Sequence[str], group_cols: Sequenc
     if len(keys) != len(ref):
         raise ValueError(f"{len(keys)} group keys for {len(ref)} reference prompts.")
     names = sorted(set(keys))
-    n_g, n_r = len(names), len(ROLE_NAMES)
+    roles_of = role_names(ref)
+    n_g, n_r = len(names), len(roles_of)
     sums = torch.zeros(n_g * n_r, cfg.n_layers, cfg.n_heads, cfg.d_head)
     mlp_sums = torch.zeros(n_g * n_r, cfg.n_layers, cfg.d_model)
     counts = torch.zeros(n_g * n_r)
@@ -193,17 +230,17 @@ def compute_means(model, ref: IOIBatch, keys: Sequence[str], group_cols: Sequenc
                                                                   cfg.n_heads, cfg.d_head)
     mlp_means = (mlp_sums / counts.clamp(min=1)[:, None, None]).view(n_g, n_r, cfg.n_layers, cfg.d_model)
     empty = (counts == 0).view(n_g, n_r)
-    for role in ("BOS", "IO", "S1", "S1+1", "S2", "END"):
-        if empty[:, ROLE_INDEX[role]].any():
-            missing = [names[i] for i in empty[:, ROLE_INDEX[role]].nonzero().flatten()][:3]
+    for i, role in enumerate(roles_of):
+        if role != OTHER_ROLE and empty[:, i].any():
+            missing = [names[g] for g in empty[:, i].nonzero().flatten()][:3]
             raise ValueError(f"reference groups {missing} "
                              f"have no {role} position; every reference prompt needs all roles.")
     return MeanReference(means, names, tuple(group_cols), len(ref), source, details or {},
-                         mlp_means=mlp_means)
+                         mlp_means=mlp_means, roles=roles_of)
 
 
-def replacement_fns(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
-                    groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
+def replacement_fns(method: str, batch: TaskBatch, *, means: MeanReference | None = None,
+                    groups: Sequence[str] | None = None, model=None, abc: TaskBatch | None = None
                     ) -> tuple[Callable[[int], torch.Tensor], Callable[[int], torch.Tensor]]:
     """Both replacements for ``batch``: ``layer -> z`` for heads (:func:`replacement_fn`) and
     ``layer -> hook_mlp_out`` for MLPs (:func:`mlp_replacement_fn`), the ABC run done once."""
@@ -212,6 +249,9 @@ def replacement_fns(method: str, batch: IOIBatch, *, means: MeanReference | None
             raise ValueError("mean ablation needs a MeanReference (scorer.mean_reference)")
         if groups is None or len(groups) != len(batch):
             raise ValueError("mean ablation needs one group key per prompt: means.keys(prompts)")
+        if role_names(batch) != means.roles:
+            raise ValueError(f"the mean reference holds roles {list(means.roles)} but the batch's "
+                             f"task has {list(role_names(batch))}: build the reference for this task.")
         roles = role_map(batch)
         gidx = means.group_index(groups)
 
@@ -235,8 +275,8 @@ def replacement_fns(method: str, batch: IOIBatch, *, means: MeanReference | None
     raise ValueError(f"unknown ablation method {method!r}; use one of {METHODS}")
 
 
-def replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
-                   groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
+def replacement_fn(method: str, batch: TaskBatch, *, means: MeanReference | None = None,
+                   groups: Sequence[str] | None = None, model=None, abc: TaskBatch | None = None
                    ) -> Callable[[int], torch.Tensor]:
     """``layer -> z`` to put in place of ablated (position, head) pairs of ``batch``; for mean
     ablation, ``groups`` are the rows' group keys (``means.keys(df)``)."""
@@ -247,8 +287,8 @@ def replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None 
     return replacement_fns(method, batch, means=means, groups=groups, model=model, abc=abc)[0]
 
 
-def mlp_replacement_fn(method: str, batch: IOIBatch, *, means: MeanReference | None = None,
-                       groups: Sequence[str] | None = None, model=None, abc: IOIBatch | None = None
+def mlp_replacement_fn(method: str, batch: TaskBatch, *, means: MeanReference | None = None,
+                       groups: Sequence[str] | None = None, model=None, abc: TaskBatch | None = None
                        ) -> Callable[[int], torch.Tensor]:
     """``layer -> hook_mlp_out`` (``[batch, pos, d_model]``) to put in place of ablated (position,
     MLP) pairs: the (group, role) mean over the ABC reference, the ABC counterpart's own output
@@ -298,7 +338,7 @@ def ablation_hooks(keep: torch.Tensor, replace: Callable[[int], torch.Tensor],
     return hooks
 
 
-def run_variants(model, batch: IOIBatch, keep: torch.Tensor, replace: Callable[[int], torch.Tensor],
+def run_variants(model, batch: TaskBatch, keep: torch.Tensor, replace: Callable[[int], torch.Tensor],
                  mlp_keep: torch.Tensor | None = None,
                  mlp_replace: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
     """Logit difference of each ablation variant in one tiled forward pass: ``[variant, batch]``.
@@ -308,45 +348,45 @@ def run_variants(model, batch: IOIBatch, keep: torch.Tensor, replace: Callable[[
     return end_logit_diff(logits, batch, tile=n_var)
 
 
-def full_keep(model, batch: IOIBatch) -> torch.Tensor:
+def full_keep(model, batch: TaskBatch) -> torch.Tensor:
     """A keep mask that ablates nothing: ``[batch, pos, layer, head]``."""
     return torch.ones(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
 
 
-def empty_keep(model, batch: IOIBatch) -> torch.Tensor:
+def empty_keep(model, batch: TaskBatch) -> torch.Tensor:
     """A keep mask that ablates every head at every position: the empty circuit, F(∅)."""
     return torch.zeros(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
 
 
-def _where(positions, roles: torch.Tensor) -> torch.Tensor:
+def _where(positions, roles: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Positions (spec names) as a ``[batch, pos]`` mask; ALL covers every position, BOS too."""
     if "ALL" in positions:
         return torch.ones_like(roles, dtype=torch.bool)
-    return torch.isin(roles, torch.tensor([ROLE_INDEX[p] for p in positions], dtype=torch.long))
+    return torch.isin(roles, torch.tensor([role_index(batch, p) for p in positions], dtype=torch.long))
 
 
-def circuit_keep(spec, model, batch: IOIBatch) -> torch.Tensor:
+def circuit_keep(spec, model, batch: TaskBatch) -> torch.Tensor:
     """Keep circuit heads at their positions (a head's own, else its class's); ablate everything
     else."""
     keep = torch.zeros(*batch.tokens.shape, model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
     roles = role_map(batch)
     for cls in spec.classes.values():
         for layer, head in cls.heads:
-            keep[:, :, layer, head] |= _where(cls.positions_of((layer, head)), roles)
+            keep[:, :, layer, head] |= _where(cls.positions_of((layer, head)), roles, batch)
     return keep
 
 
-def full_mlp_keep(model, batch: IOIBatch) -> torch.Tensor:
+def full_mlp_keep(model, batch: TaskBatch) -> torch.Tensor:
     """An MLP keep mask that ablates nothing: ``[batch, pos, layer]``."""
     return torch.ones(*batch.tokens.shape, model.cfg.n_layers, dtype=torch.bool)
 
 
-def empty_mlp_keep(model, batch: IOIBatch) -> torch.Tensor:
+def empty_mlp_keep(model, batch: TaskBatch) -> torch.Tensor:
     """An MLP keep mask that ablates every MLP at every position."""
     return torch.zeros(*batch.tokens.shape, model.cfg.n_layers, dtype=torch.bool)
 
 
-def circuit_mlp_keep(spec, model, batch: IOIBatch) -> torch.Tensor | None:
+def circuit_mlp_keep(spec, model, batch: TaskBatch) -> torch.Tensor | None:
     """MLP keep mask ``[batch, pos, layer]`` of a spec with ``mlps:`` (the listed MLPs at their
     positions, every other (position, MLP) ablated); None for a spec without (every MLP runs)."""
     if spec.mlps is None:
@@ -354,11 +394,11 @@ def circuit_mlp_keep(spec, model, batch: IOIBatch) -> torch.Tensor | None:
     keep = empty_mlp_keep(model, batch)
     roles = role_map(batch)
     for m in spec.mlps:
-        keep[:, :, m.layer] |= _where(m.positions, roles)
+        keep[:, :, m.layer] |= _where(m.positions, roles, batch)
     return keep
 
 
-def knockout_keep(heads: Sequence[tuple[int, int]], model, batch: IOIBatch) -> torch.Tensor:
+def knockout_keep(heads: Sequence[tuple[int, int]], model, batch: TaskBatch) -> torch.Tensor:
     """Ablate these heads at every position, keep the rest of the model."""
     keep = full_keep(model, batch)
     for layer, head in heads:
@@ -367,7 +407,9 @@ def knockout_keep(heads: Sequence[tuple[int, int]], model, batch: IOIBatch) -> t
 
 
 __all__ = [
-    "ROLE_NAMES", "METHODS", "MeanReference", "role_map", "compute_means", "replacement_fn",
+    "ROLE_NAMES", "METHODS", "MeanReference", "ReferenceBatch", "role_map", "role_names", "role_index",
+    "compute_means",
+    "replacement_fn",
     "mlp_replacement_fn", "replacement_fns", "ablation_hooks", "run_variants", "end_logits",
     "end_logit_diff", "full_keep", "empty_keep", "circuit_keep", "full_mlp_keep", "empty_mlp_keep",
     "circuit_mlp_keep", "knockout_keep", "logit_diff", "z_name", "mlp_name",

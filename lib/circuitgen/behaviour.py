@@ -105,20 +105,20 @@ def _require_compatibility(model) -> None:
         )
 
 
-def _scores(end_logits: torch.Tensor, b: B.IOIBatch) -> dict[str, torch.Tensor]:
+def _scores(end_logits: torch.Tensor, b: B.TaskBatch) -> dict[str, torch.Tensor]:
     rows = torch.arange(len(b))
-    io, s = end_logits[rows, b.io_id], end_logits[rows, b.s_id]
+    io, s = end_logits[rows, b.answer_id], end_logits[rows, b.wrong_id]
     return {
         "logit_diff": io - s,
         "correct": io > s,
-        "top1_io": end_logits.argmax(-1) == b.io_id,
-        "p_io": torch.softmax(end_logits.float(), -1)[rows, b.io_id],
+        "top1_io": end_logits.argmax(-1) == b.answer_id,
+        "p_io": torch.softmax(end_logits.float(), -1)[rows, b.answer_id],
     }
 
 
-def _dla_batch(model, cache, b: B.IOIBatch, unit: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _dla_batch(model, cache, b: B.TaskBatch, unit: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(values ``[n, L, H or 2]``, rest ``[n]``) for one batch, from TransformerLens's DLA."""
-    r = direct_logit_attribution(model, answer_tokens=b.io_id, incorrect_tokens=b.s_id,
+    r = direct_logit_attribution(model, answer_tokens=b.answer_id, incorrect_tokens=b.wrong_id,
                                  unit=unit, pos=None, cache=cache)
     at_end = r.attribution[:, torch.arange(len(b)), b.end]  # [component, n]
     L, H = model.cfg.n_layers, model.cfg.n_heads
@@ -139,15 +139,15 @@ def _dla_batch(model, cache, b: B.IOIBatch, unit: str) -> tuple[torch.Tensor, to
     return at_end[torch.tensor(layers)].permute(2, 0, 1), rest
 
 
-def _lens_batch(model, cache, b: B.IOIBatch, incl_mid: bool) -> tuple[torch.Tensor, list[str]]:
+def _lens_batch(model, cache, b: B.TaskBatch, incl_mid: bool) -> tuple[torch.Tensor, list[str]]:
     """IO - S logit difference read from the accumulated residual stream at END: ``[n, entries]``."""
     stack, labels = cache.accumulated_resid(layer=None, incl_mid=incl_mid, apply_ln=False,
                                             pos_slice=None, return_labels=True)
     at_end = stack[:, torch.arange(len(b)), b.end]  # [entries, n, d_model]
     # The real final norm with statistics recomputed for each entry, as TL's logit_lens does.
     normed = cache.apply_ln_to_stack(at_end, layer=None, has_batch_dim=True, recompute_ln=True)
-    direction = model.W_U[:, b.io_id] - model.W_U[:, b.s_id]  # [d_model, n]
-    bias = model.b_U[b.io_id] - model.b_U[b.s_id]
+    direction = model.W_U[:, b.answer_id] - model.W_U[:, b.wrong_id]  # [d_model, n]
+    bias = model.b_U[b.answer_id] - model.b_U[b.wrong_id]
     diff = torch.einsum("end,dn->ne", normed, direction) + bias[:, None]
     return diff, labels
 
@@ -172,7 +172,7 @@ def _iterate(model, df: pd.DataFrame, batch_size: int, *, heads: bool, component
                 logits, cache = B.forward(model, b), None
             end_logits = B.at_end(logits, b)
             out = _scores(end_logits, b)
-            out["unembed_bias"] = model.b_U[b.io_id] - model.b_U[b.s_id]
+            out["unembed_bias"] = model.b_U[b.answer_id] - model.b_U[b.wrong_id]
             del logits
             if heads:
                 out["heads"], out["heads_rest"] = _dla_batch(model, cache, b, "head")

@@ -41,6 +41,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from circuitgen.errors import InputError
+
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 TARGETS = {
     "scorer_ko_off": 0.4,
@@ -452,8 +454,6 @@ def main_from_args(args) -> int:
 
     for opt in ("n_prompts", "batch_size", "repeats"):
         if getattr(args, opt) < 1:
-            from circuitgen.cli import InputError
-
             raise InputError(f"--{opt.replace('_', '-')} must be at least 1.")
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     info = machine()
@@ -531,6 +531,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--memory-child":
         print(json.dumps(_memory_child(json.loads(sys.argv[2]))))
         sys.exit(0)
-    from circuitgen.cli import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))
+    sys.exit("run the benchmark as: circuitgen bench [options] (or python -m circuitgen bench)")

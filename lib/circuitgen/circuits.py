@@ -52,10 +52,34 @@ from typing import Any
 import yaml
 
 from circuitgen.paths import CIRCUITS_DIR
+from circuitgen.task import DEFAULT_TASK, UnknownTaskError, get_task
 
+# The default task's (IOI's) vocabulary; a spec of another task uses that task's named positions
+# (task_vocabulary), so the names below are what an IOI spec may say.
 POSITIONS = ("END", "S2", "S1", "S1+1", "IO", "other", "ALL")
 ROLES = ("IO", "S1", "S1+1", "S2", "END", "other")  # = circuitgen.nodes.NODE_ROLES (ALL expands to these)
 SIGNATURE_POSITIONS = ("END", "S2", "S1", "S1+1", "IO")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a spec of one task may name: positions (with other and ALL), node roles, and the
+    positions an attention signature may join."""
+
+    positions: tuple[str, ...]
+    roles: tuple[str, ...]
+    signature: tuple[str, ...]
+
+
+def task_vocabulary(task: str) -> Vocabulary:
+    """The position names of the task a spec is for (a registered task, :mod:`circuitgen.task`)."""
+    if task == DEFAULT_TASK:
+        return Vocabulary(POSITIONS, ROLES, SIGNATURE_POSITIONS)
+    try:
+        t = get_task(task)
+    except UnknownTaskError as err:
+        raise CircuitSpecError(f"task: {err}") from None
+    return Vocabulary((*reversed(t.positions), "other", "ALL"), t.node_roles, tuple(reversed(t.positions)))
 ABLATION_METHODS = ("mean", "zero", "resample")
 ABLATION_REFERENCES = ("abc", "clean")
 TOP_FIELDS = ("model", "task", "description", "provenance", "ablation", "classes", "mlps")
@@ -224,15 +248,16 @@ class CircuitSpec:
         role of :data:`ROLES` (BOS is not a node)."""
         from circuitgen.nodes import Node
 
+        roles = task_vocabulary(self.task).roles
         out = set()
         for cls in self.classes.values():
             for head in cls.heads:
-                for role in _expand(cls.positions_of(head)):
+                for role in _expand(cls.positions_of(head), roles):
                     out.add(Node(head[0], head[1], role))
         for m in self.mlps or ():
-            for role in _expand(m.positions):
+            for role in _expand(m.positions, roles):
                 out.add(Node(m.layer, None, role))
-        return sorted(out, key=node_key)
+        return sorted(out, key=lambda n: node_key(n, roles))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "task": self.task}
@@ -346,13 +371,13 @@ def _check_fields(d: dict, known, required, where: str) -> None:
             raise CircuitSpecError(f"{where}: missing field {k!r}; add it (required: {', '.join(required)}).")
 
 
-def _positions(raw: Any, where: str) -> tuple[str, ...]:
+def _positions(raw: Any, where: str, allowed: tuple[str, ...] = POSITIONS) -> tuple[str, ...]:
     """A validated list of positions (a bare string is a list of one)."""
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise CircuitSpecError(f"{where}: give a non-empty list like [END] or [S2, END].")
-    positions = tuple(_position(p, where) for p in raw)
+    positions = tuple(_position(p, where, allowed) for p in raw)
     if len(set(positions)) != len(positions):
         raise CircuitSpecError(f"{where}: {list(positions)} repeats a position; list each once.")
     if "ALL" in positions and len(positions) > 1:
@@ -360,27 +385,28 @@ def _positions(raw: Any, where: str) -> tuple[str, ...]:
     return positions
 
 
-def _expand(positions: Iterable[str]) -> tuple[str, ...]:
-    """Positions as node roles: ALL is every role of :data:`ROLES`."""
-    return ROLES if "ALL" in positions else tuple(positions)
+def _expand(positions: Iterable[str], roles: tuple[str, ...] = ROLES) -> tuple[str, ...]:
+    """Positions as node roles: ALL is every role of the task (:data:`ROLES` for IOI)."""
+    return roles if "ALL" in positions else tuple(positions)
 
 
-def node_key(node) -> tuple:
-    """Sort key of nodes: layer, then the layer's heads (by index), then its MLP; roles in
-    :data:`ROLES` order."""
-    return (node.layer, node.head is None, node.head or 0, ROLES.index(node.role))
+def node_key(node, roles: tuple[str, ...] = ROLES) -> tuple:
+    """Sort key of nodes: layer, then the layer's heads (by index), then its MLP; roles in the
+    task's order (:data:`ROLES` for IOI)."""
+    return (node.layer, node.head is None, node.head or 0, roles.index(node.role))
 
 
-def _head_entry(raw: Any, where: str) -> tuple[tuple[int, int], tuple[str, ...] | None]:
+def _head_entry(raw: Any, where: str, allowed: tuple[str, ...] = POSITIONS
+                ) -> tuple[tuple[int, int], tuple[str, ...] | None]:
     """``"9.9"`` -> (head, None); ``{head: "9.9", positions: [...]}`` -> (head, positions)."""
     if isinstance(raw, dict):
         _check_fields(raw, HEAD_FIELDS, HEAD_FIELDS, f"{where} entry {raw!r}")
         head = parse_head(raw["head"], where)
-        return head, _positions(raw["positions"], f"{where}: {format_head(head)}.positions")
+        return head, _positions(raw["positions"], f"{where}: {format_head(head)}.positions", allowed)
     return parse_head(raw, where), None
 
 
-def _mlps(raw: Any, where: str) -> tuple[MLPEntry, ...]:
+def _mlps(raw: Any, where: str, allowed: tuple[str, ...] = POSITIONS) -> tuple[MLPEntry, ...]:
     if not isinstance(raw, list):
         raise CircuitSpecError(
             f"{where}: give a list of {{layer: 5, positions: [END]}} entries ([] ablates every MLP; "
@@ -400,7 +426,7 @@ def _mlps(raw: Any, where: str) -> tuple[MLPEntry, ...]:
             raise CircuitSpecError(f"{here}.layer: MLP layer {layer} is listed twice; merge the "
                                    "entries into one with all its positions.")
         seen.add(layer)
-        out.append(MLPEntry(layer, _positions(entry["positions"], f"{here}.positions")))
+        out.append(MLPEntry(layer, _positions(entry["positions"], f"{here}.positions", allowed)))
     return tuple(out)
 
 
@@ -442,7 +468,8 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
         )
     check_provenance(provenance, f"{source}: provenance")
     ablation = _ablation(data.get("ablation"), f"{source}: ablation")
-    mlps = _mlps(data["mlps"], f"{source}: mlps") if "mlps" in data else None
+    vocab = task_vocabulary(data["task"])
+    mlps = _mlps(data["mlps"], f"{source}: mlps", vocab.positions) if "mlps" in data else None
 
     classes_raw = data["classes"]
     if not isinstance(classes_raw, dict) or (not classes_raw and not mlps):
@@ -464,10 +491,10 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
                                    "(an entry may be {head: \"9.9\", positions: [END]}).")
         positions = ()
         if body.get("positions") is not None:
-            positions = _positions(body["positions"], f"{where}.positions")
+            positions = _positions(body["positions"], f"{where}.positions", vocab.positions)
         heads, own = [], []
         for h in heads_raw:
-            head, pos = _head_entry(h, f"{where}.heads")
+            head, pos = _head_entry(h, f"{where}.heads", vocab.positions)
             if head in owner:
                 other = owner[head]
                 raise CircuitSpecError(
@@ -493,8 +520,8 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
                     f"{{from: END, to: IO}}; got {sig!r}."
                 )
             signature = Signature(
-                _position(sig["from"], f"{where}.signature.from", SIGNATURE_POSITIONS),
-                _position(sig["to"], f"{where}.signature.to", SIGNATURE_POSITIONS),
+                _position(sig["from"], f"{where}.signature.from", vocab.signature),
+                _position(sig["to"], f"{where}.signature.to", vocab.signature),
             )
         cdesc = body.get("description") or ""
         classes[str(cname)] = HeadClass(str(cname), tuple(heads), positions, signature, str(cdesc),
@@ -523,10 +550,12 @@ def spec_from_nodes(nodes: Iterable, model, task: str = "ioi", *,
     """
     from circuitgen.nodes import parse_node
 
-    nodes = sorted({parse_node(n) if isinstance(n, str) else n for n in nodes}, key=node_key)
+    roles = task_vocabulary(task).roles
+    nodes = {parse_node(n) if isinstance(n, str) else n for n in nodes}
     for n in nodes:
-        if n.role not in ROLES:
-            raise CircuitSpecError(f"{source}: node {n.label}: role must be one of {ROLES}.")
+        if n.role not in roles:
+            raise CircuitSpecError(f"{source}: node {n.label}: role must be one of {roles}.")
+    nodes = sorted(nodes, key=lambda n: node_key(n, roles))
     if isinstance(model, str):
         model_name = model
     else:

@@ -20,12 +20,14 @@ import pathlib
 import re
 import sys
 
+from circuitgen.errors import InputError
+
 EXIT_INPUT = 2
 PROG = "circuitgen"
 
 
-class InputError(Exception):
-    """A problem with what the user gave; becomes one ``circuitgen: error:`` line and exit 2."""
+# InputError: a problem with what the user gave; one ``circuitgen: error:`` line and exit 2
+# (defined below the CLI and the benchmark, which both raise it).
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
 # Inputs
 
 
-def _read_prompts(path_or_name: str):
+def _read_prompts(path_or_name: str, required: tuple[str, ...] = ("prompt", "io", "s")):
     """A prompt table from a CSV path (or a bare name in data/prompts/); ``PromptSet``."""
     import pandas as pd
 
@@ -78,14 +80,30 @@ def _read_prompts(path_or_name: str):
 
     p = pathlib.Path(path_or_name)
     if p.is_dir():
-        raise InputError(f"{p} is a folder; give the path of a prompt CSV (columns prompt, io, s).")
+        raise InputError(f"{p} is a folder; give the path of a prompt CSV (columns "
+                         f"{', '.join(required)}).")
     # A path that exists is used as given (not re-rooted in data/prompts/).
     target = p.resolve() if p.exists() else path_or_name
     try:
-        return ioi.load_prompt_set(target)
+        return ioi.load_prompt_set(target, required=required)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"{p}: not a readable CSV ({type(err).__name__}: {err}); a prompt CSV "
-                         "needs a header row with at least prompt, io, s.") from None
+                         f"needs a header row with at least {', '.join(required)}.") from None
+
+
+def _task(name: str, module: str | None):
+    """The task ``--task`` names, after importing ``--task-module`` (which registers it)."""
+    import importlib
+
+    from circuitgen.task import get_task
+
+    if module is not None:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise InputError(f"--task-module {module}: cannot import it ({err}); give an importable "
+                             "module that registers a circuitgen.task.Task.") from None
+    return get_task(name)
 
 
 def _out_path(path: str, suffix: str = ".csv") -> pathlib.Path:
@@ -130,8 +148,13 @@ def cmd_score(args) -> int:
     from circuitgen.models import load_model
 
     # Cheap checks first, so a typo fails before the model loads.
+    task = _task(args.task, args.task_module)
     spec = circuits.load_circuit(args.circuit)
-    prompts = _read_prompts(args.prompts)
+    if spec.task != task.name:
+        raise InputError(f"--circuit {args.circuit} is a circuit for the {spec.task!r} task, but "
+                         f"--task is {task.name!r}; score it on its own task's prompts "
+                         f"(--task {spec.task}).")
+    prompts = _read_prompts(args.prompts, task.required_columns)
     if len(prompts.df) == 0:
         raise InputError(f"{args.prompts}: the CSV has no rows to score.")
     reference = None
@@ -140,7 +163,7 @@ def cmd_score(args) -> int:
         if method != "mean":
             raise InputError(f"--reference gives the distribution for mean ablation; it has no "
                              f"use with --ablation {method}. Drop it, or use --ablation mean.")
-        reference = _read_prompts(args.reference).df
+        reference = _read_prompts(args.reference, task.required_columns).df
     out = _out_path(args.out)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, not {args.batch_size}.")
@@ -154,7 +177,7 @@ def cmd_score(args) -> int:
     scores = scorer.score_circuit(
         model, spec, prompts.df, ablation=ablation, batch_size=args.batch_size,
         knockouts=not args.no_knockouts, skip_invalid=args.skip_invalid,
-        progress=not args.no_progress, seed=args.seed,
+        progress=not args.no_progress, seed=args.seed, task=task,
     )
     meta = dict(scores.attrs.get("circuitgen", {}))
     meta |= {"prompts": str(args.prompts), "prompt_set_meta": prompts.meta or None,
@@ -294,7 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="circuit spec: a YAML path, or the name of a spec shipped with circuitgen "
                    f"({', '.join(shipped_circuits()) or 'none found'})")
     s.add_argument("--prompts", required=True, metavar="P.csv",
-                   help="prompt CSV with at least prompt, io, s columns (other columns pass through)")
+                   help="prompt CSV with at least the task's columns (IOI: prompt, io, s; other "
+                   "columns pass through)")
+    s.add_argument("--task", default="ioi", metavar="NAME",
+                   help="the task the prompts and the circuit are for (default ioi; registered: "
+                   "circuitgen.task_names())")
+    s.add_argument("--task-module", default=None, metavar="MODULE",
+                   help="import this module first: one that registers a task of your own")
     s.add_argument("--out", required=True, metavar="S.csv", help="scores CSV to write (and S.meta.json)")
     s.add_argument("--ablation", choices=("mean", "resample", "zero"), default=None,
                    help="how heads outside the circuit are ablated (default: the spec's method)")
@@ -346,12 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     from circuitgen.circuits import CircuitSpecError
     from circuitgen.ioi import PromptError
     from circuitgen.models import ModelLoadError
-    from circuitgen.reference import ReferenceError
+    from circuitgen.task import AblationReferenceError, UnknownTaskError
 
     try:
         return int(args.func(args) or 0)
-    except (InputError, ModelLoadError, CircuitSpecError, PromptError, ReferenceError, FileNotFoundError,
-            PermissionError, IsADirectoryError) as err:
+    except (InputError, ModelLoadError, CircuitSpecError, PromptError, AblationReferenceError,
+            FileNotFoundError, PermissionError, IsADirectoryError, UnknownTaskError) as err:
         return _fail(str(err))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -33,6 +33,7 @@ from circuitgen import ablation as A
 from circuitgen import batch as B
 from circuitgen import nodes as N
 from circuitgen import resume
+from circuitgen.task import Task, get_task, normalised_faithfulness, normalised_parts
 
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 TARGET_BAND = (0.85, 1.15)
@@ -52,22 +53,25 @@ class Setting:
     method: str = "mean"
     means: A.MeanReference | None = None
     batch_size: int = 24
+    task: str | Task | None = None  # default IOI
 
     def __post_init__(self) -> None:
+        self.task = get_task(self.task)
         if self.method not in ("mean", "resample"):
             raise ValueError(f"curves support mean or resample ablation, not {self.method!r}")
         if self.method == "mean" and self.means is None:
             from circuitgen.scorer import mean_reference
-            self.means = mean_reference(self.model, self.df)
+            self.means = mean_reference(self.model, self.df, task=self.task)
         self.df = self.df.reset_index(drop=True)
         self._parts = []
         for sl in B.chunks(len(self.df), self.batch_size):
             part = self.df.iloc[sl]
-            batch = B.encode(self.model, part)
+            batch = B.encode(self.model, part, task=self.task)
             if self.method == "mean":
                 replace = A.replacement_fn("mean", batch, means=self.means, groups=self.means.keys(part))
             else:
-                abc = B.encode(self.model, part, prompt_col="abc_prompt")
+                abc = B.encode(self.model, part, prompt_col=self.task.counterfactual_column,
+                               task=self.task)
                 replace = A.replacement_fn("resample", batch, model=self.model, abc=abc)
             self._parts.append((sl, batch, replace))
 
@@ -124,7 +128,7 @@ def summarise(scores: pd.DataFrame, by: Sequence[str] = ("circuit",)) -> pd.Data
                 f_empty=("empty_logit_diff", "mean"), f_circuit=("circuit_logit_diff", "mean"),
                 n_prompts=("logit_diff", "size")).reset_index()
     out["ratio"] = out.f_circuit / out.f_model
-    out["normalised"] = (out.f_circuit - out.f_empty) / (out.f_model - out.f_empty)
+    out["normalised"] = normalised_faithfulness(out.f_model, out.f_circuit, out.f_empty)
     return out
 
 
@@ -136,9 +140,9 @@ def with_intervals(scores: pd.DataFrame, summary: pd.DataFrame, cluster: str = "
     lo, hi = [], []
     for label in summary["circuit"]:
         s = scores[scores.circuit == label]
-        e = s.empty_logit_diff.to_numpy(float)
-        _, a, b = stats.cluster_bootstrap_ci((s.circuit_logit_diff.to_numpy(float) - e,
-                                              s.logit_diff.to_numpy(float) - e),
+        parts = normalised_parts(s.logit_diff.to_numpy(float), s.circuit_logit_diff.to_numpy(float),
+                                 s.empty_logit_diff.to_numpy(float))
+        _, a, b = stats.cluster_bootstrap_ci(parts,
                                              s[cluster].astype(str).to_numpy(), "ratio_of_means",
                                              n_resamples=n_resamples, seed=seed)
         lo.append(a)
@@ -185,7 +189,7 @@ def smallest_in_band(setting: Setting, ranking: Sequence[N.Node], grid: Sequence
             break
         mid = (lo + hi) // 2
         c = float(setting.logit_diffs([list(ranking[:mid])])[0].mean())
-        value = (c - e) / (m - e)
+        value = normalised_faithfulness(m, c, e)
         extra.append((mid, value))
         if band[0] <= value <= band[1]:
             hi = mid

@@ -158,7 +158,7 @@ class LazyDeltas:
 
 
 @torch.no_grad()
-def _z_per_layer(model, batch: B.IOIBatch, fwd_hooks=()) -> list[torch.Tensor]:
+def _z_per_layer(model, batch: B.TaskBatch, fwd_hooks=()) -> list[torch.Tensor]:
     """Every layer's ``z`` (after any ablation hooks on it), stopping after the last layer's."""
     store: dict[int, torch.Tensor] = {}
     last = model.cfg.n_layers - 1
@@ -182,7 +182,7 @@ def _z_per_layer(model, batch: B.IOIBatch, fwd_hooks=()) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def direct_effects(model, base: B.IOIBatch, deltas, fwd_hooks=()) -> torch.Tensor:
+def direct_effects(model, base: B.TaskBatch, deltas, fwd_hooks=()) -> torch.Tensor:
     """Logit difference with each sender's delta added on its direct path to the logits only,
     ``[layer, head, batch]``, in the model run with ``fwd_hooks`` (e.g. an ablation): as
     :func:`path_patching.to_logits`, which it equals without hooks."""
@@ -193,11 +193,11 @@ def direct_effects(model, base: B.IOIBatch, deltas, fwd_hooks=()) -> torch.Tenso
     # vocabulary (n_heads x batch x vocab x d_model multiply-adds, ~0.8 TFLOP for 50 SmolLM2
     # prompts) at a vocab-th of the cost.
     normed = model.ln_final(patched.flatten(1, 2))  # [b, l*h, d]
-    direction = model.W_U[:, base.io_id] - model.W_U[:, base.s_id]  # [d, b]
+    direction = model.W_U[:, base.answer_id] - model.W_U[:, base.wrong_id]  # [d, b]
     diff = torch.einsum("bsd,db->bs", normed, direction)
     b_u = getattr(model, "b_U", None)
     if b_u is not None:
-        diff = diff + (b_u[base.io_id] - b_u[base.s_id])[:, None]
+        diff = diff + (b_u[base.answer_id] - b_u[base.wrong_id])[:, None]
     return diff.T.reshape(model.cfg.n_layers, model.cfg.n_heads, len(base))
 
 

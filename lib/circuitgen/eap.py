@@ -52,8 +52,9 @@ import torch
 from tqdm.auto import tqdm
 
 from circuitgen import batch as B
-from circuitgen.ablation import ROLE_INDEX, ROLE_NAMES, role_map
-from circuitgen.nodes import NODE_ROLES, score_frame
+from circuitgen.ablation import role_index, role_map, role_names
+from circuitgen.nodes import node_roles, score_frame
+from circuitgen.task import Task, get_task
 
 EMBED = "hook_embed"
 
@@ -89,7 +90,7 @@ class Attributions:
     m_corr: torch.Tensor
 
 
-def attributions(model, clean: B.IOIBatch, corrupted: B.IOIBatch, steps: int = 5) -> Attributions:
+def attributions(model, clean: B.TaskBatch, corrupted: B.TaskBatch, steps: int = 5) -> Attributions:
     """EAP-IG attributions of one batch (module docstring). Both batches must be right-padded
     alike (:func:`circuitgen.batch.encode` of ``prompt`` and ``abc_prompt`` of the same rows)."""
     if not torch.equal(clean.mask, corrupted.mask):
@@ -99,7 +100,7 @@ def attributions(model, clean: B.IOIBatch, corrupted: B.IOIBatch, steps: int = 5
     names = [_z(l) for l in range(n_layers)] + [_mlp(l) for l in range(n_layers)]
     wanted = set(names) | {EMBED}
 
-    def run(b: B.IOIBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def run(b: B.TaskBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         with torch.no_grad():
             logits, cache = model.run_with_cache(b.tokens, attention_mask=clean.mask,
                                                  names_filter=lambda n: n in wanted)
@@ -137,29 +138,33 @@ def attributions(model, clean: B.IOIBatch, corrupted: B.IOIBatch, steps: int = 5
                         m_clean, m_corr)
 
 
-def _by_role(scores: torch.Tensor, batch: B.IOIBatch) -> torch.Tensor:
+def _by_role(scores: torch.Tensor, batch: B.TaskBatch) -> torch.Tensor:
     """Sum ``[batch, pos, *rest]`` over prompts and the positions of each role: ``[*rest, role]``
-    in :data:`NODE_ROLES` order. Padding (masked) and BOS are left out."""
-    onehot = torch.nn.functional.one_hot(role_map(batch), len(ROLE_NAMES)).float()
+    in :func:`circuitgen.nodes.node_roles` order. Padding (masked) and BOS are left out."""
+    onehot = torch.nn.functional.one_hot(role_map(batch), len(role_names(batch))).float()
     onehot = onehot * batch.mask[..., None].float()
-    keep = [ROLE_INDEX[r] for r in NODE_ROLES]
+    keep = [role_index(batch, r) for r in node_roles(batch)]
     return torch.einsum("bp...,bpr->...r", scores, onehot[..., keep])
 
 
 def eap_ig_nodes(model, df: pd.DataFrame, *, steps: int = 5, batch_size: int = 16,
-                 method_label: str = "eap-ig", progress: bool = True) -> pd.DataFrame:
+                 method_label: str = "eap-ig", progress: bool = True,
+                 task: str | Task | None = None) -> pd.DataFrame:
     """EAP-IG score of every (head, role) and (MLP, role) node over the prompts of ``df``.
 
     ``df`` needs ``prompt``, ``abc_prompt``, ``io``, ``s`` (and the pos_* columns, else they are
     found by tokenising). Returns a :func:`circuitgen.nodes.score_frame` table, head rows then MLP
     rows, with columns ``method`` (= ``method_label``), ``steps`` and ``n_prompts``; scores are in
     logit-difference units, averaged over prompts (module docstring for the exact convention).
+    Another ``task`` brings its own columns, counterfactual column, positions and metric.
     """
-    clean = B.encode(model, df)
-    corrupted = B.encode(model, df, prompt_col="abc_prompt")
+    task = get_task(task)
+    clean = B.encode(model, df, task=task)
+    corrupted = B.encode(model, df, prompt_col=task.counterfactual_column, task=task)
     cfg = model.cfg
-    heads = torch.zeros(cfg.n_layers, cfg.n_heads, len(NODE_ROLES))
-    mlps = torch.zeros(cfg.n_layers, len(NODE_ROLES))
+    roles = node_roles(clean)
+    heads = torch.zeros(cfg.n_layers, cfg.n_heads, len(roles))
+    mlps = torch.zeros(cfg.n_layers, len(roles))
     slices = list(B.chunks(len(clean), batch_size))
     for sl in tqdm(slices, desc=f"{method_label} ({steps} steps)", unit="batch",
                    disable=not progress or len(slices) < 2):
@@ -169,21 +174,23 @@ def eap_ig_nodes(model, df: pd.DataFrame, *, steps: int = 5, batch_size: int = 1
         mlps += _by_role(a.mlps, c)
     n = len(clean)
     extra = dict(method=method_label, steps=steps, n_prompts=n)
-    return pd.concat([score_frame(heads / n, kind="head", **extra),
-                      score_frame(mlps / n, kind="mlp", **extra)], ignore_index=True)
+    return pd.concat([score_frame(heads / n, kind="head", roles=roles, **extra),
+                      score_frame(mlps / n, kind="mlp", roles=roles, **extra)], ignore_index=True)
 
 
 @torch.no_grad()
-def exact_node_effects(model, df: pd.DataFrame, nodes, *, batch_size: int = 16) -> pd.Series:
+def exact_node_effects(model, df: pd.DataFrame, nodes, *, batch_size: int = 16,
+                       task: str | Task | None = None) -> pd.Series:
     """Exact activation-patching effect of each node alone, to validate the gradient scores:
     run the corrupted (ABC) prompts with the node's activation (head ``z`` or MLP output) at its
     role's positions replaced by the clean run's, and return mean m(patched) - mean m(corrupted)
     per node label (logit-difference units; the denoising sign of the EAP-IG scores)."""
     from circuitgen.nodes import parse_node
 
+    task = get_task(task)
     nodes = [parse_node(n) if isinstance(n, str) else n for n in nodes]
-    clean = B.encode(model, df)
-    corrupted = B.encode(model, df, prompt_col="abc_prompt")
+    clean = B.encode(model, df, task=task)
+    corrupted = B.encode(model, df, prompt_col=task.counterfactual_column, task=task)
     total = torch.zeros(len(nodes))
     for sl in B.chunks(len(clean), batch_size):
         c, x = clean.subset(sl), corrupted.subset(sl)
@@ -194,7 +201,7 @@ def exact_node_effects(model, df: pd.DataFrame, nodes, *, batch_size: int = 16) 
         roles = role_map(c)
         for i, n in enumerate(nodes):
             name = (_mlp if n.head is None else _z)(n.layer)
-            where = (roles == ROLE_INDEX[n.role]) & c.mask.bool()
+            where = (roles == role_index(c, n.role)) & c.mask.bool()
 
             def patch(act, hook, n=n, name=name, where=where, cache=cache):
                 act = act.clone()

@@ -23,9 +23,10 @@ import torch
 from circuitgen import ablation as A
 from circuitgen import batch as B
 from circuitgen.circuits import CircuitSpec
+from circuitgen.task import normalised_faithfulness, normalised_parts
 
 
-def _variants(model, spec: CircuitSpec, batch: B.IOIBatch, removals: Sequence[Sequence[tuple[int, int]]],
+def _variants(model, spec: CircuitSpec, batch: B.TaskBatch, removals: Sequence[Sequence[tuple[int, int]]],
               whole_model: bool) -> torch.Tensor:
     base = A.full_keep(model, batch) if whole_model else A.circuit_keep(spec, model, batch)
     keeps = []
@@ -37,7 +38,7 @@ def _variants(model, spec: CircuitSpec, batch: B.IOIBatch, removals: Sequence[Se
     return torch.stack(keeps)
 
 
-def _mlp_keep(spec: CircuitSpec, model, batch: B.IOIBatch, n_variants: int,
+def _mlp_keep(spec: CircuitSpec, model, batch: B.TaskBatch, n_variants: int,
               whole_model: bool = False) -> torch.Tensor | None:
     """The MLP keep mask of ``n_variants`` circuit variants: None when every MLP runs."""
     if spec.mlps is None or whole_model:
@@ -149,7 +150,8 @@ def faithfulness_table(scores: pd.DataFrame, cluster: str | None = "template", s
         "F(∅)": stats.cluster_bootstrap_ci(e, g, "mean", **kw),
         "F(C)/F(M)": stats.cluster_bootstrap_ci((c, m), g, "ratio_of_means", **kw),
         # mean(C - ∅) / mean(M - ∅) is the normalised faithfulness: a paired ratio of means.
-        "(F(C)-F(∅))/(F(M)-F(∅))": stats.cluster_bootstrap_ci((c - e, m - e), g, "ratio_of_means", **kw),
+        "(F(C)-F(∅))/(F(M)-F(∅))": stats.cluster_bootstrap_ci(normalised_parts(m, c, e), g,
+                                                               "ratio_of_means", **kw),
     }
     out = pd.DataFrame(rows, index=["estimate", "lo", "hi"]).T
     out["n_prompts"] = len(ok)
@@ -226,6 +228,6 @@ def random_circuit_null(model, spec: CircuitSpec, df: pd.DataFrame, means: A.Mea
     out = pd.DataFrame({"circuit": ["spec"] + [f"random {i}" for i in range(n_draws)],
                         "n_heads": [len(s.heads()) for s in specs], "F": f[2:]})
     out["F/F(M)"] = out["F"] / f_m
-    out["normalised"] = (out["F"] - f_0) / (f_m - f_0)
+    out["normalised"] = normalised_faithfulness(f_m, out["F"], f_0)
     out["F(M)"], out["F(∅)"], out["n_prompts"] = f_m, f_0, len(df)
     return out

@@ -44,7 +44,7 @@ def _label(layer: int, head: int) -> str:
 
 
 @torch.no_grad()
-def attention_signatures(model, batch: B.IOIBatch, heads: Sequence[tuple[int, int]] | None = None
+def attention_signatures(model, batch: B.TaskBatch, heads: Sequence[tuple[int, int]] | None = None
                          ) -> pd.DataFrame:
     """Mean attention of each head along each IOI signature, one row per head."""
     layers = sorted({l for l, _ in heads}) if heads else list(range(model.cfg.n_layers))
@@ -70,7 +70,7 @@ def kv_group(model, head: int) -> int:
 
 
 @torch.no_grad()
-def name_residuals(model, batch: B.IOIBatch) -> tuple[torch.Tensor, torch.Tensor]:
+def name_residuals(model, batch: B.TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The residual after the first MLP layer at IO, S1 and S2 of every prompt, ``[3 * batch,
     d_model]`` (all IO rows, then all S1 rows, then all S2 rows), and the name token at each."""
     name = "blocks.0.hook_resid_post"
@@ -78,7 +78,7 @@ def name_residuals(model, batch: B.IOIBatch) -> tuple[torch.Tensor, torch.Tensor
                                     names_filter=lambda n: n == name)
     rows = torch.arange(len(batch))
     resid = torch.cat([cache[name][rows, batch.pos[p]] for p, _ in COPY_POSITIONS])
-    ids = torch.cat([batch.io_id if who == "io" else batch.s_id for _, who in COPY_POSITIONS])
+    ids = torch.cat([batch.answer_id if who == "io" else batch.wrong_id for _, who in COPY_POSITIONS])
     return resid, ids
 
 
@@ -100,7 +100,7 @@ def ov_logits(model, resid: torch.Tensor, layer: int, head: int, sign: int = 1) 
 
 
 @torch.no_grad()
-def copy_scores(model, batch: B.IOIBatch, heads: Sequence[tuple[int, int]], k: int = 5
+def copy_scores(model, batch: B.TaskBatch, heads: Sequence[tuple[int, int]], k: int = 5
                 ) -> pd.DataFrame:
     """Copy score and negative copy score of each head (see the module docstring), one row per
     head: ``copy_score``, ``neg_copy_score`` in [0, 1], over ``3 * len(batch)`` name positions."""
@@ -137,7 +137,7 @@ def functional_role(row: pd.Series, copy_threshold: float = COPY_THRESHOLD) -> s
             "S1+1->S1": "previous_token"}[top]
 
 
-def head_roles(model, batch: B.IOIBatch, heads: Sequence[tuple[int, int]],
+def head_roles(model, batch: B.TaskBatch, heads: Sequence[tuple[int, int]],
                signatures: pd.DataFrame | None = None, k: int = 5) -> pd.DataFrame:
     """Signatures, copy scores and :func:`functional_role` of ``heads``, one row per head."""
     if not heads:

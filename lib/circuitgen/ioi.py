@@ -38,6 +38,9 @@ import pandas as pd
 
 from circuitgen import ioi_templates
 from circuitgen.paths import PROMPTS_DIR
+from circuitgen.task import PromptError, tokenize
+from circuitgen.task import bos_id as _bos_id
+from circuitgen.task import encode_with_offsets as _encode
 
 logger = logging.getLogger(__name__)
 
@@ -56,38 +59,8 @@ COLUMNS = (
 _SLOT = re.compile(r"\[(A|B|PLACE|OBJECT)\]")
 
 
-class PromptError(ValueError):
-    """A prompt does not have the IOI structure the positions need; the message says the fix."""
-
-
-# --------------------------------------------------------------------------------------------
-# Tokenisation
-
-
-def _bos_id(tokenizer) -> int:
-    bos = tokenizer.bos_token_id
-    if bos is None:
-        raise PromptError(
-            f"the tokenizer {getattr(tokenizer, 'name_or_path', tokenizer)!r} has no BOS token, so "
-            "positions with bos=True are undefined. Pass bos=False, or set tokenizer.bos_token."
-        )
-    return int(bos)
-
-
-def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-    if not getattr(tokenizer, "is_fast", False):
-        raise PromptError(
-            f"tokenizer {type(tokenizer).__name__} is a slow (Python) tokenizer without character "
-            "offsets; load the fast one (AutoTokenizer.from_pretrained(..., use_fast=True))."
-        )
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-
-
-def tokenize(tokenizer, prompt: str, bos: bool = True) -> list[int]:
-    """Token ids of ``prompt`` as the model sees them (BOS first when ``bos``), no padding."""
-    ids, _ = _encode(tokenizer, prompt)
-    return ([_bos_id(tokenizer)] if bos else []) + ids
+# PromptError and the tokenisation every task shares live in the core (circuitgen.task);
+# they are re-exported here, where IOI code has always found them.
 
 
 def is_single_token_name(tokenizer, name: str) -> bool:
@@ -392,18 +365,21 @@ def meta_path(csv_path: str | pathlib.Path) -> pathlib.Path:
     return p.with_name(p.stem + ".meta.json")
 
 
-def load_prompt_set(name_or_path: str | pathlib.Path, *, require_meta: bool = False) -> PromptSet:
-    """Read a prompt set; hand-written CSVs (``prompt``, ``io``, ``s`` at least) need no sidecar."""
+def load_prompt_set(name_or_path: str | pathlib.Path, *, require_meta: bool = False,
+                    required: Sequence[str] = ("prompt", "io", "s")) -> PromptSet:
+    """Read a prompt set; hand-written CSVs (``prompt``, ``io``, ``s`` at least, or another task's
+    ``required`` columns) need no sidecar."""
     path = _csv_path(name_or_path)
     if not path.exists():
         raise FileNotFoundError(
             f"no prompt set at {path}. Generate one with circuitgen.ioi.generate_prompts(...)"
-            ".save(name), or give the path of a CSV with columns prompt, io, s."
+            f".save(name), or give the path of a CSV with columns {', '.join(required)}."
         )
     df = pd.read_csv(path, keep_default_na=False)
-    missing = [c for c in ("prompt", "io", "s") if c not in df.columns]
+    missing = [c for c in required if c not in df.columns]
     if missing:
-        raise PromptError(f"{path}: missing column(s) {missing}; a prompt set needs prompt, io, s.")
+        raise PromptError(f"{path}: missing column(s) {missing}; a prompt set needs "
+                          f"{', '.join(required)}.")
     mp = meta_path(path)
     if mp.exists():
         meta = json.loads(mp.read_text())

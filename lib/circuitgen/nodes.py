@@ -20,12 +20,19 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from circuitgen.ablation import ROLE_INDEX, role_map
-from circuitgen.batch import IOIBatch
+from circuitgen.ablation import role_index, role_map
+from circuitgen.batch import TaskBatch
 
+# The default task's (IOI's) node roles; another task's are its named positions and "other"
+# (circuitgen.task.Task.node_roles, or node_roles(batch)).
 NODE_ROLES = ("IO", "S1", "S1+1", "S2", "END", "other")
 KINDS = ("head", "mlp")
-_LABEL = re.compile(r"^(?:(?P<l>\d+)\.(?P<h>\d+)|mlp(?P<ml>\d+))@(?P<role>IO|S1\+1|S1|S2|END|other)$")
+_LABEL = re.compile(r"^(?:(?P<l>\d+)\.(?P<h>\d+)|mlp(?P<ml>\d+))@(?P<role>[A-Za-z][A-Za-z0-9_+\-]*)$")
+
+
+def node_roles(batch: TaskBatch) -> tuple[str, ...]:
+    """Where a node can sit in this batch's task: its named positions, then ``other``."""
+    return (*batch.positions, "other")
 
 
 @dataclass(frozen=True, order=True)
@@ -54,7 +61,8 @@ def parse_node(label: str) -> Node:
     m = _LABEL.match(str(label).strip())
     if m is None:
         raise ValueError(f"bad node label {label!r}: write 'LAYER.HEAD@ROLE' (e.g. '9.9@END') or "
-                         f"'mlpLAYER@ROLE' (e.g. 'mlp5@S2'), ROLE one of {NODE_ROLES}.")
+                         f"'mlpLAYER@ROLE' (e.g. 'mlp5@S2'), ROLE a position of the task "
+                         f"(IOI: {', '.join(NODE_ROLES)}).")
     if m["ml"] is not None:
         return Node(int(m["ml"]), None, m["role"])
     return Node(int(m["l"]), int(m["h"]), m["role"])
@@ -69,19 +77,20 @@ def mlp_nodes(n_layers: int, roles: Sequence[str] = NODE_ROLES) -> list[Node]:
     return [Node(l, None, r) for l in range(n_layers) for r in roles]
 
 
-def _check(nodes: Iterable[Node], n_layers: int, n_heads: int) -> list[Node]:
+def _check(nodes: Iterable[Node], n_layers: int, n_heads: int,
+           roles: Sequence[str] = NODE_ROLES) -> list[Node]:
     out = []
     for n in nodes:
         n = parse_node(n) if isinstance(n, str) else n
         if not 0 <= n.layer < n_layers or (n.head is not None and not 0 <= n.head < n_heads):
             raise ValueError(f"node {n.label} is outside a model with {n_layers} layers x {n_heads} heads.")
-        if n.role not in NODE_ROLES:
-            raise ValueError(f"node {n.label}: role must be one of {NODE_ROLES}.")
+        if n.role not in roles:
+            raise ValueError(f"node {n.label}: role must be one of {tuple(roles)}.")
         out.append(n)
     return out
 
 
-def head_keep(nodes: Iterable[Node | str], model, batch: IOIBatch) -> torch.Tensor:
+def head_keep(nodes: Iterable[Node | str], model, batch: TaskBatch) -> torch.Tensor:
     """Keep mask ``[batch, pos, layer, head]`` for the ablation engine: the listed head nodes run
     as in the model, every other (head, position) is ablated; BOS is always kept (see above).
     MLP nodes in ``nodes`` are ignored here (:func:`mlp_keep`)."""
@@ -89,21 +98,21 @@ def head_keep(nodes: Iterable[Node | str], model, batch: IOIBatch) -> torch.Tens
     keep = torch.zeros(*batch.tokens.shape, cfg.n_layers, cfg.n_heads, dtype=torch.bool)
     roles = role_map(batch)
     keep[:, 0] = True
-    for n in _check(nodes, cfg.n_layers, cfg.n_heads):
+    for n in _check(nodes, cfg.n_layers, cfg.n_heads, node_roles(batch)):
         if n.head is not None:
-            keep[:, :, n.layer, n.head] |= roles == ROLE_INDEX[n.role]
+            keep[:, :, n.layer, n.head] |= roles == role_index(batch, n.role)
     return keep
 
 
-def mlp_keep(nodes: Iterable[Node | str], model, batch: IOIBatch) -> torch.Tensor:
+def mlp_keep(nodes: Iterable[Node | str], model, batch: TaskBatch) -> torch.Tensor:
     """Keep mask ``[batch, pos, layer]`` of MLP nodes (BOS always kept)."""
     cfg = model.cfg
     keep = torch.zeros(*batch.tokens.shape, cfg.n_layers, dtype=torch.bool)
     roles = role_map(batch)
     keep[:, 0] = True
-    for n in _check(nodes, cfg.n_layers, cfg.n_heads):
+    for n in _check(nodes, cfg.n_layers, cfg.n_heads, node_roles(batch)):
         if n.head is None:
-            keep[:, :, n.layer] |= roles == ROLE_INDEX[n.role]
+            keep[:, :, n.layer] |= roles == role_index(batch, n.role)
     return keep
 
 
@@ -156,5 +165,6 @@ def heads_of(nodes: Iterable[Node]) -> list[tuple[int, int]]:
     return sorted({(n.layer, n.head) for n in nodes if n.head is not None})
 
 
-__all__ = ["NODE_ROLES", "Node", "parse_node", "head_nodes", "mlp_nodes", "head_keep", "mlp_keep",
+__all__ = ["NODE_ROLES", "node_roles", "Node", "parse_node", "head_nodes", "mlp_nodes", "head_keep",
+           "mlp_keep",
            "score_frame", "top_nodes", "jaccard", "heads_of"]

@@ -76,7 +76,7 @@ class EndMetric:
     it need not unembed the other positions.
     """
 
-    def __init__(self, batch: B.IOIBatch, from_end: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, batch: B.TaskBatch, from_end: Callable[[torch.Tensor], torch.Tensor]):
         self.batch = batch
         self.from_end = from_end
 
@@ -286,8 +286,8 @@ def _fast_patch_resumed(model, tokens: torch.Tensor, clean_cache, metric: EndMet
     from circuitgen import resume
 
     n = tokens.shape[0]
-    batch = B.IOIBatch(tokens, torch.ones_like(tokens), metric.batch.io_id, metric.batch.s_id,
-                       {"END": metric.end})
+    batch = B.TaskBatch(tokens, torch.ones_like(tokens), metric.batch.answer_ids,
+                        metric.batch.wrong_ids, {"END": metric.end}, metric.batch.metric)
     by_layer: dict[int, list] = {}
     for index in todo:
         by_layer.setdefault(index[0], []).append(index)
@@ -384,7 +384,7 @@ def attribute_heads(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.T
     return torch.stack([((clean[n] - corrupted[n]) * grads[n]).sum(dim=(0, 1, 3)) for n in names])
 
 
-def attribute_heads_tl(model, clean: B.IOIBatch, corrupted: B.IOIBatch, clean_ld: float,
+def attribute_heads_tl(model, clean: B.TaskBatch, corrupted: B.TaskBatch, clean_ld: float,
                        corrupted_ld: float) -> torch.Tensor:
     """The same estimates from TransformerLens's ``attribution_patch`` (node granularity).
 
@@ -399,7 +399,7 @@ def attribute_heads_tl(model, clean: B.IOIBatch, corrupted: B.IOIBatch, clean_ld
     out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     with torch.enable_grad():
         for i in range(n):
-            end, io, s = int(clean.end[i]), int(clean.io_id[i]), int(clean.s_id[i])
+            end, io, s = int(clean.end[i]), int(clean.answer_id[i]), int(clean.wrong_id[i])
 
             def metric(logits, end=end, io=io, s=s):
                 return (logits[0, end, io] - logits[0, end, s]) / (n * gap)
@@ -457,8 +457,8 @@ def _cache_filter(name: str) -> bool:
 class PatchSetup:
     """Clean and corrupted (ABC) batches, their caches and logit differences, and the metric."""
 
-    clean: B.IOIBatch
-    corrupted: B.IOIBatch
+    clean: B.TaskBatch
+    corrupted: B.TaskBatch
     clean_cache: Any
     corrupted_cache: Any
     clean_ld: torch.Tensor  # [batch], IO - S at END on the clean prompts
@@ -483,11 +483,11 @@ class PatchSetup:
 
     def _normalised(self, end_logits: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(len(self.clean))
-        ld = (end_logits[rows, self.clean.io_id] - end_logits[rows, self.clean.s_id]).mean()
+        ld = (end_logits[rows, self.clean.answer_id] - end_logits[rows, self.clean.wrong_id]).mean()
         return (ld - self.corrupted_mean) / (self.clean_mean - self.corrupted_mean)
 
 
-def position_labels(model, batch: B.IOIBatch, df: pd.DataFrame | None = None) -> list[str]:
+def position_labels(model, batch: B.TaskBatch, df: pd.DataFrame | None = None) -> list[str]:
     """One label per position: the token where all prompts agree (with its role, if any), else
     the role (IO, S1, S2) or, given ``df``, ``[place]``/``[object]``."""
     roles = {int(pos[0]): role for role, pos in batch.pos.items() if len(set(pos.tolist())) == 1}

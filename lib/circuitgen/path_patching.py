@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from circuitgen import ablation as A
-from circuitgen.batch import IOIBatch, chunks
+from circuitgen.batch import TaskBatch, chunks
 
 COMPONENTS = ("q", "k", "v")
 TWIN_TOLERANCE = 1e-5  # relative |logit| difference allowed between a model and its MHA twin
@@ -48,7 +48,7 @@ def head_writes(model, cache, batch_size: int | None = None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sender_deltas(model, base: IOIBatch, other: IOIBatch) -> torch.Tensor:
+def sender_deltas(model, base: TaskBatch, other: TaskBatch) -> torch.Tensor:
     """``write(other) - write(base)`` for every head: what patching a sender changes."""
     _, c_base = model.run_with_cache(base.tokens, attention_mask=base.mask,
                                      names_filter=lambda n: n.endswith("attn.hook_z"))
@@ -58,7 +58,7 @@ def sender_deltas(model, base: IOIBatch, other: IOIBatch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def to_logits(model, base: IOIBatch, deltas: torch.Tensor) -> torch.Tensor:
+def to_logits(model, base: TaskBatch, deltas: torch.Tensor) -> torch.Tensor:
     """Logit difference with each sender's write patched on its direct path to the logits only,
     ``[layer, head, batch]``: the final residual at END gets the sender's delta, then the final
     norm and unembedding are recomputed."""
@@ -68,7 +68,7 @@ def to_logits(model, base: IOIBatch, deltas: torch.Tensor) -> torch.Tensor:
     end_delta = deltas[rows, base.end]  # [b, l, h, d]
     patched = end_resid[:, None, None] + end_delta
     logits = model.unembed(model.ln_final(patched.flatten(1, 2)))  # [b, l*h, vocab]
-    diff = logits[rows, :, base.io_id] - logits[rows, :, base.s_id]
+    diff = logits[rows, :, base.answer_id] - logits[rows, :, base.wrong_id]
     return diff.T.reshape(model.cfg.n_layers, model.cfg.n_heads, len(base))
 
 
@@ -240,7 +240,7 @@ def _default_senders(model, receivers: Sequence[tuple[int, int]],
     return [(layer, head) for layer in range(max_layer) for head in range(model.cfg.n_heads)]
 
 
-def _positions(base: IOIBatch, position: str | None) -> torch.Tensor:
+def _positions(base: TaskBatch, position: str | None) -> torch.Tensor:
     """``[batch, pos]`` mask of the positions whose receiver input is patched."""
     if position is None:
         return base.mask.bool()
@@ -267,7 +267,7 @@ def _slots(receivers: Sequence[tuple[int, int]], components: tuple[str, ...]
 
 
 @torch.no_grad()
-def to_receivers(model, base: IOIBatch, deltas: torch.Tensor, receivers: Sequence[tuple[int, int]],
+def to_receivers(model, base: TaskBatch, deltas: torch.Tensor, receivers: Sequence[tuple[int, int]],
                  component: str | Sequence[str] = "q", position: str | None = "END",
                  senders: Sequence[tuple[int, int]] | None = None, tile: int = 16,
                  progress: bool = True) -> torch.Tensor:
@@ -320,7 +320,7 @@ def _patch_hooks(slots: dict[tuple[int, str], list[int]], delta: torch.Tensor,
     return hooks
 
 
-def attribution_to_receivers(model, base: IOIBatch, deltas: torch.Tensor,
+def attribution_to_receivers(model, base: TaskBatch, deltas: torch.Tensor,
                              receivers: Sequence[tuple[int, int]],
                              component: str | Sequence[str] = "q", position: str | None = "END",
                              senders: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:

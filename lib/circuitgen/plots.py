@@ -16,12 +16,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from circuitgen import nodes as N
+if TYPE_CHECKING:  # for annotations only: plots is a leaf and imports nothing of the library
+    from circuitgen import nodes as N
 
 DIVERGING = "RdBu_r"
 ROLE_ORDER = ("IO", "S1", "S1+1", "other", "S2", "END")   # left to right, roughly token order

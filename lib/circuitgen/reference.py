@@ -30,26 +30,22 @@ difference can be shown; it is never a default.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
 from circuitgen import ioi, ioi_templates
-from circuitgen.batch import IOIBatch, encode
+from circuitgen.ablation import ReferenceBatch
+from circuitgen.batch import TaskBatch, encode
 from circuitgen.circuits import MIN_PER_GROUP, REFERENCE_SEED  # one definition, beside Ablation
+from circuitgen.task import AblationReferenceError, group_keys
 
 GENERATED = "generated"
 PER_PROMPT = ("prompt",)
-
-
-class ReferenceError(ValueError):
-    """The reference cannot serve the scored prompts; the message says what to change."""
 
 
 def resolve_group_by(df: pd.DataFrame, group_by: Sequence[str] | None) -> tuple[str, ...]:
@@ -57,8 +53,9 @@ def resolve_group_by(df: pd.DataFrame, group_by: Sequence[str] | None) -> tuple[
     if group_by is not None:
         missing = [c for c in group_by if c not in df.columns]
         if missing:
-            raise ReferenceError(f"the ablation groups by {list(group_by)} but the prompts lack {missing}; "
-                             "add the column(s), or pass group_by=None for the default grouping.")
+            raise AblationReferenceError(
+                f"the ablation groups by {list(group_by)} but the prompts lack {missing}; "
+                "add the column(s), or pass group_by=None for the default grouping.")
         return tuple(group_by) or PER_PROMPT
     if "condition" in df.columns and "order" in df.columns:
         return ("condition", "order")
@@ -67,38 +64,10 @@ def resolve_group_by(df: pd.DataFrame, group_by: Sequence[str] | None) -> tuple[
     return PER_PROMPT
 
 
-def group_keys(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
-    """One string key per row, e.g. ``template=3|order=ABBA``; a row missing a group value (a
-    hand-written prompt in a table of generated ones) is its own group, keyed by its prompt."""
-    missing = df[list(cols)].isna().any(axis=1).to_numpy()
-    return [f"prompt={prompt}" if miss else "|".join(f"{c}={v}" for c, v in zip(cols, vals))
-            for miss, prompt, vals in zip(missing, df["prompt"],
-                                          df[list(cols)].astype(str).itertuples(index=False))]
-
-
 def is_canonical(df: pd.DataFrame) -> bool:
     """Prompts made by :func:`ioi.generate_prompts` (so the fixed generated reference covers them)."""
     return ("generator_version" in df.columns and "condition" not in df.columns
             and df["generator_version"].astype(str).str.startswith("ioi-").all())
-
-
-@dataclass
-class ReferenceBatch:
-    """ABC token sequences with the clean prompts' positions, and the group of each row."""
-
-    batch: IOIBatch
-    keys: list[str]
-    sources: dict[str, str]  # group -> where its prompts came from
-
-    def sizes(self) -> pd.Series:
-        return pd.Series(self.keys).value_counts().sort_index()
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for key, row, n in zip(self.keys, self.batch.tokens, self.batch.mask.sum(1)):
-            h.update(key.encode())
-            h.update(row[: int(n)].numpy().tobytes())
-        return h.hexdigest()[:16]
 
 
 def _name_pool(tokenizer) -> list[int]:
@@ -107,8 +76,8 @@ def _name_pool(tokenizer) -> list[int]:
     return [tokenizer(" " + n, add_special_tokens=False)["input_ids"][0] for n in kept]
 
 
-def substitute_names(batch: IOIBatch, abc: IOIBatch, k: int, pool: Sequence[int], seed: int
-                     ) -> IOIBatch:
+def substitute_names(batch: TaskBatch, abc: TaskBatch, k: int, pool: Sequence[int], seed: int
+                     ) -> TaskBatch:
     """``k`` new ABC versions of each row: the slots where the clean and ABC tokens differ (every
     name mention) get distinct fresh names from ``pool``, none of the row's own names."""
     rng = random.Random(seed)
@@ -128,20 +97,21 @@ def substitute_names(batch: IOIBatch, abc: IOIBatch, k: int, pool: Sequence[int]
     idx = torch.tensor([i for i, _ in rows], dtype=torch.long)
     for j, (_, seq) in enumerate(rows):
         tokens[j, : len(seq)] = seq
-    return IOIBatch(tokens, batch.mask[idx].clone(), batch.io_id[idx], batch.s_id[idx],
-                    {r: p[idx] for r, p in batch.pos.items()})
+    return TaskBatch(tokens, batch.mask[idx].clone(), batch.answer_ids[idx], batch.wrong_ids[idx],
+                     {r: p[idx] for r, p in batch.pos.items()}, batch.metric)
 
 
-def _concat(batches: Sequence[IOIBatch]) -> IOIBatch:
+def _concat(batches: Sequence[TaskBatch]) -> TaskBatch:
     width = max(b.tokens.shape[1] for b in batches)
 
     def pad(t: torch.Tensor, value: int) -> torch.Tensor:
         return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
 
-    return IOIBatch(torch.cat([pad(b.tokens, 0) for b in batches]),
-                    torch.cat([pad(b.mask, 0) for b in batches]),
-                    torch.cat([b.io_id for b in batches]), torch.cat([b.s_id for b in batches]),
-                    {r: torch.cat([b.pos[r] for b in batches]) for r in batches[0].pos})
+    return TaskBatch(torch.cat([pad(b.tokens, 0) for b in batches]),
+                     torch.cat([pad(b.mask, 0) for b in batches]),
+                     torch.cat([b.answer_ids for b in batches]), torch.cat([b.wrong_ids for b in batches]),
+                     {r: torch.cat([b.pos[r] for b in batches]) for r in batches[0].pos},
+                     batches[0].metric)
 
 
 def uses_generated(prompts: pd.DataFrame, cols: Sequence[str], reference: pd.DataFrame | None,
@@ -166,7 +136,7 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
     """ABC prompts for every group of ``prompts``, at least ``min_per_group`` each.
     ``own_prompts``: take the scored prompts as the source even where a generated set exists."""
     if min_per_group < 1:
-        raise ReferenceError(f"min_per_group must be at least 1, not {min_per_group}.")
+        raise AblationReferenceError(f"min_per_group must be at least 1, not {min_per_group}.")
     if min_per_group < MIN_PER_GROUP:
         warnings.warn(f"mean-ablation reference of {min_per_group} prompts per group (below "
                       f"{MIN_PER_GROUP}): each prompt's own counterpart weighs heavily in its mean, "
@@ -192,7 +162,7 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
     source_keys = group_keys(source, cols)
     absent = [k for k in wanted if k not in set(source_keys)]
     if absent:
-        raise ReferenceError(f"the reference has no prompts for group(s) {absent[:5]} of the scored "
+        raise AblationReferenceError(f"the reference has no prompts for group(s) {absent[:5]} of the scored "
                          f"prompts (grouped by {list(cols)}); give a reference that covers them, "
                          "or omit it to use the scored prompts' own counterparts.")
     pool = _name_pool(model.tokenizer)
@@ -213,5 +183,5 @@ def build_reference(model, prompts: pd.DataFrame, *, group_by: Sequence[str] | N
 
 
 __all__ = ["MIN_PER_GROUP", "REFERENCE_SEED", "resolve_group_by", "group_keys", "is_canonical",
-           "ReferenceError", "ReferenceBatch", "substitute_names", "uses_generated", "generated_reference",
-           "build_reference"]
+           "AblationReferenceError", "ReferenceBatch", "substitute_names", "uses_generated",
+           "generated_reference", "build_reference"]

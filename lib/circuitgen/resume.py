@@ -15,13 +15,14 @@ positions are Hugging Face's own, for any architecture whose blocks all receive 
 arguments (GPT-2, Llama and its grouped-query variants; not sliding-window models, refused). The
 key/value cache is dropped (it only stores keys and values; attention reads the same ones).
 
-Batches are :class:`circuitgen.batch.IOIBatch` (right padding, BOS at 0); logits are read at each
+Batches are :class:`circuitgen.batch.TaskBatch` (right padding, BOS at 0); logits are read at each
 prompt's END. ``tile`` runs ``tile`` replicas of the batch in one pass, row-major like
 ``tokens.repeat(tile, 1)``, as :func:`circuitgen.ablation.run_variants` does.
 
 - :func:`resid_pre`: ``{layer: blocks.layer.hook_resid_pre}`` from one forward.
 - :func:`run_from`: the final residual (before the final norm) at END.
-- :func:`logit_diff_from`: IO - S at END, unembedding only those two columns.
+- :func:`logit_diff_from`: the task metric at END (IOI: IO - S), unembedding only the answer and
+  wrong columns when the metric is a logit difference.
 - :func:`end_logits_from`: full logits at END.
 - :func:`run_variants_resumed`: :func:`circuitgen.ablation.run_variants`, with variants whose
   keep masks agree below a layer sharing one pass up to it.
@@ -33,7 +34,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from circuitgen.batch import IOIBatch
+from circuitgen.batch import TaskBatch
+from circuitgen.task import metric
 
 Hooks = Sequence[tuple[str | Callable, Callable]]
 
@@ -42,7 +44,7 @@ class _Stop(Exception):
     pass
 
 
-def resid_pre(model, batch: IOIBatch, fwd_hooks: Hooks = ()) -> dict[int, torch.Tensor]:
+def resid_pre(model, batch: TaskBatch, fwd_hooks: Hooks = ()) -> dict[int, torch.Tensor]:
     """The residual stream entering every block, ``{layer: [batch, pos, d_model]}``, from one
     forward with ``fwd_hooks`` (the last block, the final norm and the unembedding are skipped:
     nothing after ``blocks.{n-1}.hook_resid_pre`` is needed)."""
@@ -100,7 +102,7 @@ def block_inputs(model, tokens: torch.Tensor, mask: torch.Tensor | None) -> tupl
     return args, kwargs
 
 
-def _inputs(model, batch: IOIBatch, tile: int) -> tuple[tuple, dict]:
+def _inputs(model, batch: TaskBatch, tile: int) -> tuple[tuple, dict]:
     """:func:`block_inputs` of the batch tiled ``tile`` times, memoised on the batch object (the
     probe is a bridge forward, ~10 ms, and exact pruning resumes thousands of times per batch);
     the key holds the token and mask storage, so a batch whose tensors are replaced is re-probed."""
@@ -131,7 +133,7 @@ def _check_hooks(fwd_hooks: Hooks, layer: int) -> None:
                              "resuming from a cached residual.")
 
 
-def run_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor, fwd_hooks: Hooks = (),
+def run_from(model, batch: TaskBatch, layer: int, resid: torch.Tensor, fwd_hooks: Hooks = (),
              tile: int = 1) -> torch.Tensor:
     """The final residual (before the final norm) at each prompt's END, ``[tile * batch,
     d_model]``, running only blocks ``layer .. n_layers-1`` on ``resid`` (``[batch, pos,
@@ -161,7 +163,7 @@ def _final_norm(model, x: torch.Tensor, fwd_hooks: Hooks) -> torch.Tensor:
         return model.ln_final(x[:, None])[:, 0]
 
 
-def end_logits_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor,
+def end_logits_from(model, batch: TaskBatch, layer: int, resid: torch.Tensor,
                     fwd_hooks: Hooks = (), tile: int = 1) -> torch.Tensor:
     """Logits at END, ``[tile * batch, vocab]``, resuming at ``layer`` (see :func:`run_from`)."""
     x = _final_norm(model, run_from(model, batch, layer, resid, fwd_hooks, tile), fwd_hooks)
@@ -170,7 +172,7 @@ def end_logits_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor,
         return model.unembed(x[:, None])[:, 0]
 
 
-def logit_diff_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor,
+def logit_diff_from(model, batch: TaskBatch, layer: int, resid: torch.Tensor,
                     fwd_hooks: Hooks = (), tile: int = 1) -> torch.Tensor:
     """logit(IO) - logit(S) at END, ``[tile, batch]``, resuming at ``layer``: the final norm,
     then only the unembedding columns of the batch's IO and S tokens (``W_U[:, io]``,
@@ -179,20 +181,28 @@ def logit_diff_from(model, batch: IOIBatch, layer: int, resid: torch.Tensor,
     return _diff(model, x, batch, tile)
 
 
-def _diff(model, x: torch.Tensor, batch: IOIBatch, tile: int) -> torch.Tensor:
-    """IO - S from final-normed END rows ``[tile * batch, d_model]``: ``[tile, batch]``.
+def _diff(model, x: torch.Tensor, batch: TaskBatch, tile: int) -> torch.Tensor:
+    """The task metric (IOI: IO - S) from final-normed END rows ``[tile * batch, d_model]``:
+    ``[tile, batch]``.
 
-    The needed columns go through one matmul ``x @ W_U[:, cols]``, which rounds like the full
-    unembedding (measured: bitwise equal on SmolLM2), where a dot with ``W_U[:, io] - W_U[:, s]``
-    differs by up to 1e-5."""
-    n = len(batch)
-    cols, inv = torch.unique(torch.cat([batch.io_id, batch.s_id]), return_inverse=True)
+    A logit difference needs only the answer and wrong columns: they go through one matmul
+    ``x @ W_U[:, cols]``, which rounds like the full unembedding (measured: bitwise equal on
+    SmolLM2), where a dot with ``W_U[:, io] - W_U[:, s]`` differs by up to 1e-5. A probability
+    difference needs the whole vocabulary (the softmax)."""
+    if batch.metric != "logit_diff":
+        return batch.metric_of(model.unembed(x[:, None])[:, 0], tile)
+    ids = torch.cat([batch.answer_ids.flatten(), batch.wrong_ids.flatten()])
+    valid = ids >= 0
+    cols, inv = torch.unique(ids[valid], return_inverse=True)
     logits = x @ model.W_U[:, cols].to(x.dtype)
     if model.b_U is not None:
         logits = logits + model.b_U[cols].to(x.dtype)
-    rows = torch.arange(x.shape[0])
-    io, s = inv[:n].repeat(tile), inv[n:].repeat(tile)
-    return (logits[rows, io] - logits[rows, s]).view(tile, n)
+    local = torch.full_like(ids, -1)
+    local[valid] = inv
+    k = batch.answer_ids.numel()
+    answers = local[:k].view_as(batch.answer_ids).repeat(tile, 1)
+    wrongs = local[k:].view_as(batch.wrong_ids).repeat(tile, 1)
+    return metric(logits, answers, wrongs, batch.metric).view(tile, len(batch))
 
 
 def _first_seen(labels: torch.Tensor) -> torch.Tensor:
@@ -201,7 +211,7 @@ def _first_seen(labels: torch.Tensor) -> torch.Tensor:
     return torch.tensor([order.setdefault(int(x), len(order)) for x in labels])
 
 
-def run_variants_resumed(model, batch: IOIBatch, keep: torch.Tensor,
+def run_variants_resumed(model, batch: TaskBatch, keep: torch.Tensor,
                          replace: Callable[[int], torch.Tensor],
                          mlp_keep: torch.Tensor | None = None,
                          mlp_replace: Callable[[int], torch.Tensor] | None = None,
@@ -265,7 +275,7 @@ def run_variants_resumed(model, batch: IOIBatch, keep: torch.Tensor,
     return _diff(model, _final_norm(model, end.reshape(n_var * n, -1), fwd_hooks), batch, n_var)
 
 
-def _embed(model, batch: IOIBatch) -> torch.Tensor:
+def _embed(model, batch: TaskBatch) -> torch.Tensor:
     """The residual entering block 0 (``blocks.0.hook_resid_pre``, no hooks)."""
     return model.run_with_hooks(batch.tokens, attention_mask=batch.mask, stop_at_layer=0)
 

@@ -24,7 +24,6 @@ not depend on how prompts are batched.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import pandas as pd
@@ -33,42 +32,50 @@ from tqdm.auto import tqdm
 
 from circuitgen import ablation as A
 from circuitgen import batch as B
-from circuitgen import reference as R
 from circuitgen import resume
 from circuitgen.circuits import Ablation, CircuitSpec, validate_for_model  # Ablation: one type, re-exported
-from circuitgen.ioi import PromptError, find_positions, make_abc
+from circuitgen.task import (
+    AblationReferenceError,
+    PromptError,
+    Task,
+    get_task,
+    group_keys,
+    normalised_faithfulness,
+    ratio_of_means,
+)
 
-REQUIRED = ("prompt", "io", "s")
+REQUIRED = ("prompt", "io", "s")  # the default task's (IOI's) columns; any task's: Task.required_columns
 MULTI_TOKEN_POLICY = (
     "refused: a name that is several tokens with a leading space has no single answer token, so "
     "its logit difference is undefined; the row is reported, never scored on a partial token"
 )
 
 
-def check_prompts(model, df: pd.DataFrame) -> pd.DataFrame:
-    """Validate every row; returns a table with ``status`` ('ok' or the reason) and positions."""
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise PromptError(f"the prompt table lacks column(s) {missing}; a prompt CSV needs the "
-                          f"columns {list(REQUIRED)} (io, s: the indirect object and subject names).")
+def check_prompts(model, df: pd.DataFrame, task: str | Task | None = None) -> pd.DataFrame:
+    """Validate every row for ``task`` (default IOI); returns a table with ``status`` ('ok' or the
+    reason) and the task's positions."""
+    task = get_task(task)
+    if task.name == "ioi":
+        missing = [c for c in REQUIRED if c not in df.columns]
+        if missing:  # IOI's own wording: what io and s are
+            raise PromptError(f"the prompt table lacks column(s) {missing}; a prompt CSV needs the "
+                              f"columns {list(REQUIRED)} (io, s: the indirect object and subject names).")
+    task.check_columns(df)
     n_ctx = model.cfg.n_ctx
-    # Adversarial prompts (DoubleIO, S three times) say how often each name is meant to appear.
-    io_n = df["io_mentions"] if "io_mentions" in df.columns else pd.Series(1, index=df.index)
-    s_n = df["s_mentions"] if "s_mentions" in df.columns else pd.Series(2, index=df.index)
     rows = []
-    for idx, r in zip(df.index, df[list(REQUIRED)].itertuples(index=False)):
+    for idx, r in zip(df.index, B.records(df)):
         row = {"status": "ok"}
         try:
-            if not isinstance(r.prompt, str) or not r.prompt.strip():
+            if not isinstance(r["prompt"], str) or not r["prompt"].strip():
                 raise PromptError(f"row {idx}: the prompt is empty.")
-            pos = find_positions(model.tokenizer, r.prompt, r.io, r.s, bos=True, row=idx,
-                                 io_count=int(io_n[idx]), s_count=int(s_n[idx]))
-            if pos.n_tokens > n_ctx:
-                raise PromptError(f"row {idx}: the prompt is {pos.n_tokens} tokens (BOS included); "
-                                  f"the model's context is {n_ctx}. Shorten it.")
-            row |= pos.as_dict() | {"order": pos.order}
+            found = task.locate(model.tokenizer, r, idx)
+            if found["n_tokens"] > n_ctx:
+                raise PromptError(f"row {idx}: the prompt is {found['n_tokens']} tokens (BOS "
+                                  f"included); the model's context is {n_ctx}. Shorten it.")
+            task.answer_tokens(model.tokenizer, r)
+            row |= found
         except PromptError as err:
-            row["status"] = str(err)
+            row["status"] = str(err) if str(err).startswith("row ") else f"row {idx}: {err}"
         rows.append(row)
     return pd.DataFrame(rows, index=df.index)
 
@@ -83,7 +90,7 @@ def _raise_on_invalid(checked: pd.DataFrame) -> None:
                           "and keep these rows with their reason in the status column.")
 
 
-def _signature_hooks(spec: CircuitSpec, batch: B.IOIBatch, store: dict) -> list:
+def _signature_hooks(spec: CircuitSpec, batch: B.TaskBatch, store: dict) -> list:
     """Capture, on the clean rows (the first tile), each signature head's attention weight."""
     n = len(batch)
     rows = torch.arange(n)
@@ -104,7 +111,7 @@ def _signature_hooks(spec: CircuitSpec, batch: B.IOIBatch, store: dict) -> list:
     return hooks
 
 
-_GENERATED_MEANS: dict[tuple, A.MeanReference] = {}
+_FIXED_MEANS: dict[tuple, A.MeanReference] = {}
 
 
 def spec_ablation(spec: CircuitSpec) -> Ablation:
@@ -117,9 +124,10 @@ def spec_ablation(spec: CircuitSpec) -> Ablation:
     return replace(wanted, group_by=wanted.group_by or None)  # a spec's () is the default rule too
 
 
-def _valid_rows(model, prompts: pd.DataFrame, skip_invalid: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _valid_rows(model, prompts: pd.DataFrame, skip_invalid: bool, task: str | Task | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The check table, and the valid rows with positions this model's tokenizer gives."""
-    checked = check_prompts(model, prompts)
+    checked = check_prompts(model, prompts, task)
     if not skip_invalid:
         _raise_on_invalid(checked)
     ok = checked.status == "ok"
@@ -128,65 +136,101 @@ def _valid_rows(model, prompts: pd.DataFrame, skip_invalid: bool) -> tuple[pd.Da
     return checked, good
 
 
-def scorable_rows(model, prompts: pd.DataFrame) -> pd.DataFrame:
+def scorable_rows(model, prompts: pd.DataFrame, task: str | Task | None = None) -> pd.DataFrame:
     """The rows of ``prompts`` this model can score, with the positions its tokenizer gives (the
     rest are reported by :func:`check_prompts`): what a sweep scores, for callers that build on
     the same prompts."""
-    return _valid_rows(model, prompts, skip_invalid=True)[1]
+    return _valid_rows(model, prompts, skip_invalid=True, task=task)[1]
+
+
+def counterfactual_reference(model, prompts: pd.DataFrame, ablation: Ablation, task: Task
+                             ) -> tuple[A.ReferenceBatch, tuple[str, ...]]:
+    """A task's mean-ablation reference, for tasks without one of their own: the counterfactual
+    partners of the reference prompts (``ablation.reference_prompts``, else the scored prompts),
+    grouped by ``ablation.group_by`` or the task's grouping columns the prompts have (none: one
+    group). A group with fewer than ``ablation.min_per_group`` prompts is refused, never padded."""
+    cols = tuple(ablation.group_by) if ablation.group_by else task.reference_groups(prompts)
+    source = prompts if ablation.reference_prompts is None else ablation.reference_prompts
+    source = task.counterfactuals(source.reset_index(drop=True), model.tokenizer, seed=ablation.seed)
+    keys = group_keys(source, cols) if cols else ["all"] * len(source)
+    wanted = set(group_keys(prompts, cols)) if cols else {"all"}
+    sizes = pd.Series(keys).value_counts()
+    short = {k: int(sizes.get(k, 0)) for k in sorted(wanted) if sizes.get(k, 0) < ablation.min_per_group}
+    if short:
+        raise AblationReferenceError(f"the {task.name} mean reference has fewer than "
+                               f"{ablation.min_per_group} counterfactual prompts in group(s) "
+                               f"{dict(list(short.items())[:5])} (grouped by {list(cols)}); give more "
+                               "prompts or a larger reference table, group by fewer columns, or "
+                               "lower min_per_group (an explicit, recorded choice).")
+    batch = B.encode(model, source, prompt_col=task.counterfactual_column, task=task)
+    label = f"{task.name} counterfactuals of the " + ("scored prompts" if ablation.reference_prompts
+                                                       is None else "given reference table")
+    return A.ReferenceBatch(batch, keys, dict.fromkeys(sorted(set(keys)), label)), cols
 
 
 @torch.no_grad()
 def mean_reference(model, prompts: pd.DataFrame, ablation: Ablation | None = None,
-                   batch_size: int = 32) -> A.MeanReference:
-    """Per-(group, role) mean ``z`` over the ABC reference for ``prompts`` (see
-    :mod:`circuitgen.reference`); the fixed generated reference is computed once per model."""
+                   batch_size: int = 32, task: str | Task | None = None) -> A.MeanReference:
+    """Per-(group, role) mean ``z`` over the reference for ``prompts``: for IOI the ABC
+    reference (see :mod:`circuitgen.reference`; the fixed generated reference is computed once
+    per model), for another task its counterfactuals (:func:`counterfactual_reference`)."""
     ablation = ablation or Ablation()
+    task = get_task(task)
     if ablation.method != "mean":
         raise ValueError(f"a mean reference is for mean ablation, not {ablation.method!r}.")
     if ablation.reference not in (None, "abc"):
         raise ValueError(f"ablation reference {ablation.reference!r} is not one the scorer "
                          "implements; use reference='abc' (the ABC prompts).")
-    _, prompts = _valid_rows(model, prompts, skip_invalid=False)
+    _, prompts = _valid_rows(model, prompts, skip_invalid=False, task=task)
     if ablation.reference_prompts is not None:
-        _, ref_rows = _valid_rows(model, ablation.reference_prompts, skip_invalid=False)
+        _, ref_rows = _valid_rows(model, ablation.reference_prompts, skip_invalid=False, task=task)
         ablation = replace(ablation, reference_prompts=ref_rows)
-    cols = R.resolve_group_by(prompts, ablation.group_by)
-    generated = R.uses_generated(prompts, cols, ablation.reference_prompts, ablation.legacy)
-    key = (id(model), cols, ablation.min_per_group, ablation.seed)
-    if generated and key in _GENERATED_MEANS:
-        return _GENERATED_MEANS[key]
-    with warnings.catch_warnings():
-        if ablation.legacy:
-            warnings.simplefilter("ignore")
-        ref, cols = R.build_reference(model, prompts, group_by=ablation.group_by,
-                                      reference=ablation.reference_prompts,
-                                      min_per_group=ablation.min_per_group, seed=ablation.seed,
-                                      own_prompts=ablation.legacy)
+    # A reference that does not depend on the scored prompts (IOI's fixed generated one) is
+    # computed once per model.
+    fixed = task.fixed_reference_key(prompts, ablation)
+    key = None if fixed is None else (id(model), task.name, fixed)
+    if key is not None and key in _FIXED_MEANS:
+        return _FIXED_MEANS[key]
+    built = task.reference(model, prompts, ablation)
+    ref, cols = built if built is not None else counterfactual_reference(model, prompts, ablation, task)
+    means = _means(model, ref, cols, ablation, batch_size, source=task.reference_source)
+    if key is not None:
+        _FIXED_MEANS[key] = means
+    return means
+
+
+def _means(model, ref: A.ReferenceBatch, cols: tuple[str, ...], ablation: Ablation, batch_size: int,
+           source: str = "counterfactual prompts") -> A.MeanReference:
+    """The means over a built reference, with its provenance recorded."""
     sizes = ref.sizes()
     details = {"min_per_group": ablation.min_per_group, "seed": ablation.seed,
                "group_size_min": int(sizes.min()), "group_size_median": float(sizes.median()),
                "sources": sorted(set(ref.sources.values())), "sha256_16": ref.digest(),
                "legacy": ablation.legacy}
-    means = A.compute_means(model, ref.batch, ref.keys, cols, batch_size=batch_size,
-                            source="ABC prompts", details=details)
-    if generated:
-        _GENERATED_MEANS[key] = means
-    return means
+    return A.compute_means(model, ref.batch, ref.keys, cols, batch_size=batch_size,
+                           source=source, details=details)
 
 
 @torch.no_grad()
 def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: Ablation | None = None,
                   means: A.MeanReference | None = None, batch_size: int = 16, knockouts: bool = True,
-                  skip_invalid: bool = False, progress: bool = True, seed: int = 0) -> pd.DataFrame:
+                  skip_invalid: bool = False, progress: bool = True, seed: int = 0,
+                  task: str | Task | None = None) -> pd.DataFrame:
     """Score ``spec`` on every prompt; see the module docstring for the columns. Without
-    ``ablation``, the spec's own (method and grouping) is used, as the command line does."""
+    ``ablation``, the spec's own (method and grouping) is used, as the command line does. The
+    task is the spec's (``task:``) unless given; a spec found for another task is refused."""
+    task = get_task(task if task is not None else spec.task)
+    if spec.task != task.name:
+        raise ValueError(f"{spec.source} is a circuit for the {spec.task!r} task, not {task.name!r}; "
+                         "score it on its own task's prompts (--task).")
     ablation = ablation or spec_ablation(spec)
     validate_for_model(spec, model.cfg.n_layers, model.cfg.n_heads, model.circuitgen.model)
-    checked, good = _valid_rows(model, prompts, skip_invalid)
+    checked, good = _valid_rows(model, prompts, skip_invalid, task)
+    cf = task.counterfactual_column
     if ablation.method == "resample" and len(good):
-        good = make_abc(good, model.tokenizer, seed=seed)
+        good = task.counterfactuals(good, model.tokenizer, seed=seed)
     if ablation.method == "mean" and means is None and len(good):
-        means = mean_reference(model, good, ablation)
+        means = mean_reference(model, good, ablation, task=task)
     if spec.mlps is not None and ablation.method == "mean" and means is not None and means.mlp_means is None:
         raise ValueError(f"{spec.source} ablates MLPs (mlps:) but the given MeanReference holds no "
                          "MLP means; rebuild it with scorer.mean_reference(model, prompts).")
@@ -196,8 +240,8 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
     bar = tqdm(total=len(good), desc="scoring", unit="prompt", disable=not progress)
     for sl in B.chunks(len(good), batch_size):
         part = good.iloc[sl]
-        batch = B.encode(model, part)
-        abc = B.encode(model, part, prompt_col="abc_prompt") if ablation.method == "resample" else None
+        batch = B.encode(model, part, task=task)
+        abc = B.encode(model, part, prompt_col=cf, task=task) if ablation.method == "resample" else None
         groups = means.keys(part) if ablation.method == "mean" else None
         keeps = [A.full_keep(model, batch), A.circuit_keep(spec, model, batch),
                  A.empty_keep(model, batch)]
@@ -235,20 +279,22 @@ def score_circuit(model, spec: CircuitSpec, prompts: pd.DataFrame, *, ablation: 
     stale = [c for c in (*checked.columns, *scores.columns) if c in prompts.columns]
     out = prompts.drop(columns=stale)
     out = out.join(checked).join(scores)
-    out.attrs["circuitgen"] = _metadata(model, spec, ablation, means, out, knockouts)
+    out.attrs["circuitgen"] = _metadata(model, spec, ablation, means, out, knockouts, task)
     return out
 
 
-def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockouts: bool) -> dict:
+def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockouts: bool,
+              task: Task) -> dict:
     ok = out[out.status == "ok"]
     f_m, f_c = ok.logit_diff.mean(), ok.circuit_logit_diff.mean()
     f_0 = ok.empty_logit_diff.mean() if len(ok) else float("nan")
-    ratio = float(f_c / f_m) if len(ok) else float("nan")
-    normalised = float((f_c - f_0) / (f_m - f_0)) if len(ok) else float("nan")
+    ratio = float(ratio_of_means(f_m, f_c)) if len(ok) else float("nan")
+    normalised = float(normalised_faithfulness(f_m, f_c, f_0)) if len(ok) else float("nan")
     if ablation.method == "mean" and means is not None:
         abl = means.describe() | {"label": ablation.label()}
     elif ablation.method == "resample":
-        abl = {"method": "resample", "reference": "each prompt's own ABC counterpart"}
+        abl = {"method": "resample", "reference": "each prompt's own ABC counterpart"
+               if task.name == "ioi" else f"each prompt's own {task.name} counterfactual"}
     else:
         abl = {"method": ablation.method}
     return {
@@ -268,6 +314,7 @@ def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockou
                   "knockout": "MLPs intact"}),
         "knockout": "the class's heads ablated at every position, the rest of the model intact",
         "multi_token_names": MULTI_TOKEN_POLICY, "bos": True,
+        "task": task.name, "metric": task.metric,
         "compatibility_mode": model.circuitgen.compatibility_mode,
     }
 

@@ -66,6 +66,7 @@ from circuitgen import stats as st
 from circuitgen.circuits import CircuitSpec
 from circuitgen.ioi import PromptSet
 from circuitgen.stats import ratio_of_means_ci  # noqa: F401  (kept here for existing callers)
+from circuitgen.task import normalised_parts
 
 N_RESAMPLES = st.N_RESAMPLES
 STATS = ("accuracy", "circuit_accuracy", "logit_diff", "circuit_logit_diff", "faithfulness", "signature")
@@ -100,7 +101,8 @@ def run_sweep(model, spec: CircuitSpec, prompt_set: PromptSet | pd.DataFrame, kn
 # The modules whose code decides a score: their source is one of a score file's inputs, so any
 # change to how scores are computed makes the committed score files stale (recomputed on next use).
 SCORING_MODULES = ("circuitgen.scorer", "circuitgen.reference", "circuitgen.ablation",
-                   "circuitgen.batch", "circuitgen.resume", "circuitgen.ioi")
+                   "circuitgen.batch", "circuitgen.resume", "circuitgen.ioi", "circuitgen.task",
+                   "circuitgen.tasks.ioi")
 
 
 @functools.cache
@@ -348,8 +350,8 @@ def _stat_values(ok: pd.DataFrame, stat: str, sig: str | None) -> tuple[np.ndarr
         if "empty_logit_diff" not in ok.columns:
             raise KeyError("'normalised' needs the empty circuit's logit difference: score with "
                            "circuitgen.curves.score_circuits (column empty_logit_diff).")
-        empty = ok.empty_logit_diff.to_numpy(float)
-        return ok.circuit_logit_diff.to_numpy(float) - empty, ok.logit_diff.to_numpy(float) - empty
+        return normalised_parts(ok.logit_diff.to_numpy(float), ok.circuit_logit_diff.to_numpy(float),
+                                ok.empty_logit_diff.to_numpy(float))
     if stat == "accuracy":
         return (ok.logit_diff > 0).to_numpy(float), None
     if stat == "circuit_accuracy":

@@ -1,0 +1,127 @@
+"""The library's layers (circuitgen.LAYERS): no module imports one above it, and no import cycles.
+
+Imports are read from the source (ast), at the top of a module and inside functions alike; an
+import under ``if TYPE_CHECKING:`` is for annotations only and does not count."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+import circuitgen
+
+LIB = pathlib.Path(circuitgen.__file__).parent
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(LIB).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_blocks(tree: ast.AST) -> set[int]:
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for n in ast.walk(node)}
+    return skip
+
+
+def imports_of(source: str, known: set[str]) -> set[str]:
+    """The library modules ``source`` imports (``from circuitgen import x``, ``import
+    circuitgen.x``, ``from circuitgen.x import y``), by their name under the package."""
+    tree = ast.parse(source)
+    skip = _type_checking_blocks(tree)
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "circuitgen":
+            sub = node.module.removeprefix("circuitgen").lstrip(".")
+            names = [f"{sub}.{a.name}".lstrip(".") for a in node.names] + ([sub] if sub else [])
+        elif isinstance(node, ast.Import):
+            names = [a.name.removeprefix("circuitgen.") for a in node.names
+                     if a.name.startswith("circuitgen.")]
+        out |= {n for n in names if n in known}
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in LIB.rglob("*.py")}
+    files.pop("", None)  # the package facade (it imports the tasks to register them)
+    known = set(files)
+    return {m: imports_of(p.read_text(), known) - {m} for m, p in files.items()}
+
+
+def layer_of() -> dict[str, int]:
+    return {m: i for i, (_, mods) in enumerate(circuitgen.LAYERS) for m in mods}
+
+
+def upward(g: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    return sorted(f"{m} ({circuitgen.LAYERS[layers[m]][0]}) imports {d} "
+                  f"({circuitgen.LAYERS[layers[d]][0]})"
+                  for m, deps in g.items() for d in deps if layers[d] > layers[m])
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in g[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in g:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(set(graph()) - set(layer_of()))
+    assert not missing, f"add these modules to circuitgen.LAYERS: {missing}"
+    extra = sorted(set(layer_of()) - set(graph()))
+    assert not extra, f"circuitgen.LAYERS names modules that do not exist: {extra}"
+
+
+def test_no_module_imports_a_layer_above_it():
+    assert upward(graph(), layer_of()) == []
+
+
+def test_no_import_cycles():
+    assert cycles(graph()) == []
+
+
+def test_the_checks_catch_a_planted_upward_import_and_cycle():
+    g, layers = graph(), layer_of()
+    planted = {**g, "batch": g["batch"] | {"generalise"}}  # core importing the generalise layer
+    assert upward(planted, layers) == ["batch (core) imports generalise (generalise)"]
+    assert cycles({**g, "task": g["task"] | {"scorer"}}), "task -> scorer -> task is a cycle"
+    src = "from circuitgen import scorer as S\nimport circuitgen.eap\ndef f():\n    from circuitgen.tasks import ioi\n"
+    assert imports_of(src, {"scorer", "eap", "tasks", "tasks.ioi"}) == {"scorer", "eap", "tasks", "tasks.ioi"}
+    assert imports_of("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from circuitgen import eap\n",
+                      {"eap"}) == set()
+
+
+@pytest.mark.parametrize("layer", [name for name, _ in circuitgen.LAYERS])
+def test_layers_are_named_once(layer):
+    assert [n for n, _ in circuitgen.LAYERS].count(layer) == 1
