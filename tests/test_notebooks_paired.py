@@ -65,3 +65,28 @@ def test_pairing_check_catches_drift(tmp_path):
     src = jupytext.read(ROOT / f"{stem}.py")
     src.cells[-1].source += "\n# an edit not yet run"
     assert cells(src) != cells(jupytext.read(ROOT / f"{stem}.ipynb"))
+
+
+LONG_FLOAT = re.compile(r"\d\.\d{7,}")  # more digits than any claim needs: float32 noise shows
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_checked_cells_print_what_reproduces(stem):
+    """A cell nbval checks prints the same text on any machine: it glues nothing (a glued value
+    is display data at full precision, compared too), and its committed outputs are text with no
+    full-precision float (circuitgen.shown prints at the precision a claim needs)."""
+    checked = [c for c in jupytext.read(ROOT / f"{stem}.py").cells
+               if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    glued = [c.source.splitlines()[1] for c in checked
+             if re.search(r"^\s*(glue|keep)\(", c.source, re.MULTILINE)]
+    assert not glued, f"{stem}: checked cells glue values; glue in the next, unchecked cell: {glued}"
+    nb = jupytext.read(ROOT / f"{stem}.ipynb")
+    for c in nb.cells:
+        if c.cell_type != "code" or "NBVAL_CHECK_OUTPUT" not in c.source:
+            continue
+        kinds = {o.get("output_type") for o in c.get("outputs", [])}
+        assert kinds <= {"stream"}, f"{stem}: a checked cell shows {kinds - {'stream'}}"
+        text = "".join(o.get("text", "") for o in c.get("outputs", []))
+        assert not LONG_FLOAT.search(text), (
+            f"{stem}: a checked cell prints {LONG_FLOAT.search(text).group()}: print it at the "
+            "precision the claim needs (circuitgen.shown)")
