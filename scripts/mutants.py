@@ -173,6 +173,36 @@ MUTANTS: list[Mutant] = [
            "return [(layer, head) for layer in range(max_layer) for head in range(model.cfg.n_heads)]",
            "return [(layer, head) for layer in range(max_layer + 1) for head in range(model.cfg.n_heads)]",
            ("tests/test_path_patching_order.py",)),
+    Mutant("prune_stage2_stale_residual", "pruning's second stage resumes from the full model's "
+           "residuals, not the first stage's circuit's", "pruning.py",
+           "        runner.set_base(kept)  # stage 2 starts from the heads-pruned circuit at every layer\n",
+           "",
+           ("tests/test_pruning_stages.py",)),
+    Mutant("prune_stage2_from_full", "pruning's second stage starts from m(full model), not "
+           "m(first stage's circuit)", "pruning.py",
+           'm_cur = _greedy(runner, kept, [[n] for n in left], tau, m_cur, resumed, bar, log, "roles")',
+           'm_cur = _greedy(runner, kept, [[n] for n in left], tau, full, resumed, bar, log, "roles")',
+           ("tests/test_pruning_stages.py",)),
+    Mutant("eap_rank_signed", "EAP-IG's ranking sorts by signed score, not |score|",
+           "discovery_methods.py",
+           't = t.assign(abs_score=t["score"].abs())',
+           't = t.assign(abs_score=t["score"])',
+           ("tests/test_ranking_order.py",)),
+    Mutant("pruning_rank_ascending", "pruning's ranking lists the kept nodes smallest effect "
+           "first", "discovery_methods.py",
+           '_rank_by(t, ["kept", "abs_score"], [False, False], t["order"].notna())',
+           '_rank_by(t, ["kept", "abs_score"], [False, True], t["order"].notna())',
+           ("tests/test_ranking_order.py",)),
+    Mutant("path_patching_rank_circuit_last", "path patching's ranking lists its circuit's nodes "
+           "after the other patched nodes", "discovery_methods.py",
+           '["not_in", "cr", "abs_score"], [True, True, False]',
+           '["not_in", "cr", "abs_score"], [False, True, False]',
+           ("tests/test_ranking_order.py",)),
+    Mutant("ranking_ignores_rank", "faithful.ranking orders the ranked nodes by label, not rank",
+           "faithful.py",
+           'ranked = heads.dropna(subset=["rank"]).sort_values(["rank", "node"], kind="mergesort")',
+           'ranked = heads.dropna(subset=["rank"]).sort_values(["node"], kind="mergesort")',
+           ("tests/test_ranking_order.py",)),
 ]
 
 
