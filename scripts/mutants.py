@@ -203,6 +203,22 @@ MUTANTS: list[Mutant] = [
            'ranked = heads.dropna(subset=["rank"]).sort_values(["rank", "node"], kind="mergesort")',
            'ranked = heads.dropna(subset=["rank"]).sort_values(["node"], kind="mergesort")',
            ("tests/test_ranking_order.py",)),
+    Mutant("heldout_own_reference", "hand-written prompts are mean-ablated towards their own ABC "
+           "counterparts (the scorer's default), not their family's generated reference",
+           "heldout.py",
+           "means = (references or {}).get(family) or family_reference(model, family)",
+           "means = None",
+           ("tests/test_heldout_reference.py",)),
+    Mutant("heldout_reference_seed_0", "the hand-written prompts' reference is the seed-0 draw",
+           "heldout.py",
+           "REFERENCE_SEED = 1  #",
+           "REFERENCE_SEED = 0  #",
+           ("tests/test_heldout_reference.py",)),
+    Mutant("heldout_reference_from_handwritten", "score_handwritten builds each family's "
+           "reference from the hand-written prompts themselves", "heldout.py",
+           "ref_prompts = {f: generalise.family_prompts(model, f, reference_seed) for f in families}",
+           'ref_prompts = {f: prompts[prompts["family"] == f] for f in families}',
+           ("tests/test_heldout_reference.py",)),
 ]
 
 
