@@ -36,7 +36,7 @@ def test_each_method_gives_a_complete_ranking_and_is_cached(tiny_llama, sets, tm
     pd.testing.assert_frame_equal(again.df, run.df)
 
 
-def test_curves_smallest_and_stability(tiny_llama, sets, tmp_path):
+def test_curves_and_smallest(tiny_llama, sets, tmp_path):
     disc, ev = sets
     rank = {m: faithful.ranking(faithful.discover(tiny_llama, disc, m, "set1", config=SMALL,
                                                   out_dir=tmp_path, log=None).df)
@@ -48,8 +48,29 @@ def test_curves_smallest_and_stability(tiny_llama, sets, tmp_path):
     found = faithful.smallest(tiny_llama, ev, rank, curve, out_dir=tmp_path, log=None).df
     assert set(found.method) == set(rank)
     assert found.k.dropna().le(len(rank["eap-ig"])).all()
-    stab = faithful.stability({("m", "a"): rank["eap-ig"], ("m", "b"): rank["eap-ig"],
-                               ("m", "c"): rank["pruning"]}, [5])
-    assert stab.set_index("pair").loc["a-b", "jaccard"] == 1.0
-    freq = faithful.selection_frequency({("m", "a"): rank["eap-ig"], ("m", "b"): rank["eap-ig"]}, 5)
-    assert (freq.n_sets == 2).sum() == 5
+
+
+def _labels(*xs):
+    return [N.parse_node(x) for x in xs]
+
+
+def test_stability_and_selection_frequency_by_hand():
+    """Overlaps of hand-made rankings that share some nodes, some heads in other roles, and
+    some nothing (identical rankings would give 1 under any overlap measure)."""
+    a = _labels("1.0@END", "1.1@END", "0.2@S2", "0.3@S2")
+    b = _labels("1.0@END", "1.1@S2", "0.2@S2", "0.0@IO")
+    c = _labels("0.0@IO", "0.1@IO", "1.0@END", "1.1@END")
+    stab = faithful.stability({("m", "a"): a, ("m", "b"): b, ("m", "c"): c,
+                               ("n", "a"): a, ("n", "b"): a}, [3])
+    got = stab.set_index(["method", "pair"])
+    # top 3. a-b: nodes {1.0@END, 0.2@S2} of 4 -> 1/2; heads {1.0, 1.1, 0.2} on both -> 1.
+    # a-c and b-c: only 1.0@END in common, of 5 nodes and of 5 heads -> 1/5 each.
+    assert got.loc[("m", "a-b"), ["jaccard", "head_jaccard"]].tolist() == pytest.approx([0.5, 1.0])
+    assert got.loc[("m", "a-c"), ["jaccard", "head_jaccard"]].tolist() == pytest.approx([0.2, 0.2])
+    assert got.loc[("m", "b-c"), ["jaccard", "head_jaccard"]].tolist() == pytest.approx([0.2, 0.2])
+    assert got.loc[("n", "a-b"), ["jaccard", "head_jaccard"]].tolist() == [1.0, 1.0]
+    assert len(stab) == 4 and set(stab.k) == {3}
+    freq = faithful.selection_frequency({("m", "a"): a, ("m", "b"): b, ("m", "c"): c}, 3)
+    assert dict(zip(freq.node, freq.n_sets)) == {"1.0@END": 3, "0.2@S2": 2, "1.1@END": 1,
+                                                 "1.1@S2": 1, "0.0@IO": 1, "0.1@IO": 1}
+    assert freq.n_sets.tolist() == sorted(freq.n_sets, reverse=True)  # most often first
