@@ -219,6 +219,22 @@ MUTANTS: list[Mutant] = [
            "ref_prompts = {f: generalise.family_prompts(model, f, reference_seed) for f in families}",
            'ref_prompts = {f: prompts[prompts["family"] == f] for f in families}',
            ("tests/test_heldout_reference.py",)),
+    # Issue 25, item 2: hollow assertions rewritten.
+    Mutant("reference_other_draw", "canonical prompts take their means from another draw than "
+           "the fixed generated reference set", "reference.py",
+           "source, label = generated_reference(model, min_per_group, seed), ",
+           "source, label = generated_reference(model, min_per_group, seed + 1), ",
+           ("tests/test_reference.py::test_group_mean_is_the_mean_over_the_generated_reference_prompts",)),
+    Mutant("legacy_padded", "the legacy reference pads its own counterparts to 20 by name "
+           "substitution", "circuits.py",
+           'return cls("mean", group_by=("template",), min_per_group=1, legacy=True)',
+           'return cls("mean", group_by=("template",), min_per_group=20, legacy=True)',
+           ("tests/test_reference.py::test_legacy_option_pools_orders_over_own_counterparts",)),
+    Mutant("stability_heads_are_nodes", "stability's head Jaccard compares nodes, not heads",
+           "faithful.py",
+           '"head_jaccard": N.jaccard(N.heads_of(sets[a][:k]),',
+           '"head_jaccard": N.jaccard(N.heads_of(sets[a][:k]) and sets[a][:k],',
+           ("tests/test_faithful.py::test_stability_and_selection_frequency_by_hand",)),
 ]
 
 

@@ -43,23 +43,55 @@ def test_variation_prompts_group_by_condition_and_order():
         reference.resolve_group_by(df[["prompt"]], ("template", "order"))
 
 
-def test_group_mean_is_the_mean_over_that_groups_abc_prompts(tiny_llama):
+# Written here, not read from the library: the fixed reference set of canonical prompts is
+# ioi.generate_prompts of 20 prompts per (template, order) cell, seed 20261126 (LAB_NOTEBOOK,
+# 2026-11-26).
+GENERATED_SEED, PER_CELL = 20261126, 20
+POS_COLUMNS = {"IO": "pos_io", "S1": "pos_s1", "S1+1": "pos_s1p1", "S2": "pos_s2", "END": "pos_end"}
+
+
+def _abc_mean_z(model, rows: pd.DataFrame) -> dict[tuple[str, int], torch.Tensor]:
+    """Mean ``z`` over the ABC prompts of ``rows`` at each role's position (from the table's
+    position columns), ``{(role, layer): [head, d_head]}``: plain TransformerLens calls."""
+    toks = [model.to_tokens(p)[0] for p in rows["abc_prompt"]]
+    assert all(len(t) == n for t, n in zip(toks, rows["n_tokens"])), "ABC prompts align"
+    width = max(len(t) for t in toks)
+    tokens = torch.zeros(len(toks), width, dtype=torch.long)
+    mask = torch.zeros(len(toks), width, dtype=torch.long)
+    for i, t in enumerate(toks):
+        tokens[i, : len(t)], mask[i, : len(t)] = t, 1
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, attention_mask=mask)
+    out = {}
+    for role, col in POS_COLUMNS.items():
+        pos = torch.tensor(rows[col].to_numpy())
+        for layer in range(model.cfg.n_layers):
+            out[(role, layer)] = cache[f"blocks.{layer}.attn.hook_z"][torch.arange(len(rows)), pos].mean(0)
+    return out
+
+
+def test_group_mean_is_the_mean_over_the_generated_reference_prompts(tiny_llama):
+    """A canonical prompt's group mean is taken over the fixed generated set's ABC prompts of
+    its (template, order) cell, named here by generator, seed and size: not over the scored
+    prompts' own counterparts, nor another draw."""
     df = ioi.generate_prompts(tiny_llama, n=8, seed=1).df
-    ablation = scorer.Ablation(min_per_group=20)
-    means = scorer.mean_reference(tiny_llama, df, ablation)
-    ref, _ = reference.build_reference(tiny_llama, df, min_per_group=20)
-    key = ref.keys[0]
-    rows = torch.tensor([k == key for k in ref.keys])
-    sub = B.TaskBatch(ref.batch.tokens[rows], ref.batch.mask[rows], ref.batch.answer_ids[rows],
-                      ref.batch.wrong_ids[rows], {r: p[rows] for r, p in ref.batch.pos.items()})
-    _, cache = tiny_llama.run_with_cache(sub.tokens, attention_mask=sub.mask)
-    g = means.groups.index(key)
-    for layer in range(tiny_llama.cfg.n_layers):
-        z = cache[f"blocks.{layer}.attn.hook_z"]
-        for role in ("IO", "S1+1", "END"):
-            want = z[torch.arange(len(sub)), sub.pos[role]].mean(0)  # [head, d_head]
-            got = means.means[g, A.ROLE_INDEX[role], layer]
-            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    means = scorer.mean_reference(tiny_llama, df, scorer.Ablation(min_per_group=20))
+    n_cells = len(ioi.TEMPLATES) * len(ioi.ORDERS)
+    source = ioi.generate_prompts(tiny_llama, n=PER_CELL * n_cells, seed=GENERATED_SEED).df
+    checked = 0
+    for template, order in list(zip(df.template, df.order))[:2]:
+        rows = source[(source.template == template) & (source.order == order)]
+        assert len(rows) >= PER_CELL, "a full cell: no name substitution pads this group"
+        want = _abc_mean_z(tiny_llama, rows)
+        g = means.groups.index(f"template={template}|order={order}")
+        for (role, layer), z in want.items():
+            torch.testing.assert_close(means.means[g, A.ROLE_INDEX[role], layer], z, atol=1e-5, rtol=0)
+            checked += 1
+    # power: the scored prompts' own counterparts give other means
+    own = _abc_mean_z(tiny_llama, df[(df.template == df.template.iloc[0]) & (df.order == df.order.iloc[0])])
+    g = means.groups.index(f"template={df.template.iloc[0]}|order={df.order.iloc[0]}")
+    assert float((means.means[g, A.ROLE_INDEX["END"], 1] - own[("END", 1)]).abs().max()) > 1e-3
+    assert checked == 2 * len(POS_COLUMNS) * tiny_llama.cfg.n_layers
 
 
 def test_every_group_holds_the_minimum(tiny_gpt2, canonical):
@@ -101,9 +133,20 @@ def test_a_canonical_score_does_not_depend_on_the_other_prompts(tiny_gpt2, canon
 
 
 def test_legacy_option_pools_orders_over_own_counterparts(tiny_gpt2, canonical):
+    """The legacy reference's mean for a template is over the scored prompts' own ABC
+    counterparts of that template, ABBA and BABA pooled (computed here by hand)."""
     means = scorer.mean_reference(tiny_gpt2, canonical, scorer.Ablation.legacy_template_only())
-    assert means.group_cols == ("template",) and means.n_prompts == len(canonical)
     assert means.describe()["legacy"] is True
+    template = canonical.template.iloc[0]
+    rows = canonical[canonical.template == template]
+    assert set(rows.order) == {"ABBA", "BABA"}, "the group must pool both orders"
+    want = _abc_mean_z(tiny_gpt2, rows)
+    g = means.groups.index(f"template={template}")
+    for (role, layer), z in want.items():
+        torch.testing.assert_close(means.means[g, A.ROLE_INDEX[role], layer], z, atol=1e-5, rtol=0)
+    # power: one order alone gives another mean at the roles whose token kind the order swaps
+    abba = _abc_mean_z(tiny_gpt2, rows[rows.order == "ABBA"])
+    assert float((abba[("S1+1", 1)] - want[("S1+1", 1)]).abs().max()) > 1e-3
 
 
 def test_a_reference_table_without_a_scored_group_is_refused(tiny_gpt2, canonical):
