@@ -156,19 +156,6 @@ def test_resumed_path_decides_as_the_full_forward_path(tiny_llama, prompts, stag
     assert fast.kept == slow.kept and fast.final_metric == pytest.approx(slow.final_metric, abs=1e-6)
 
 
-def test_two_stage_tests_heads_then_roles(tiny_llama, prompts):
-    r = P.prune(tiny_llama, prompts, threshold=0.05, stage="heads-then-roles", progress=False)
-    t = r.table
-    n_heads = tiny_llama.cfg.n_layers * tiny_llama.cfg.n_heads
-    survivors = t[t.stage == "roles"][["layer", "head"]].drop_duplicates()
-    assert r.n_tests == n_heads + 6 * len(survivors)
-    whole = t[t.stage == "heads"]
-    assert whole.removed.all()  # a head decided in stage one was removed whole
-    assert (whole.groupby(["layer", "head"]).score.nunique() == 1).all()
-    means = scorer.mean_reference(tiny_llama, prompts)
-    assert r.final_metric == pytest.approx(_engine_metric(tiny_llama, prompts, r.kept, means), abs=1e-6)
-
-
 def test_candidate_subset_and_errors(tiny_llama, prompts):
     r = P.prune(tiny_llama, prompts, threshold=1e6, nodes=["1.0@END", "1.1@END"], progress=False)
     t = r.table

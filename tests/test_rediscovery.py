@@ -156,9 +156,20 @@ def test_own_circuit_scores_match_the_family_scoring(tiny_gpt2, tmp_path):
     assert len(a) == len(b) > 0
     torch.testing.assert_close(torch.tensor(a.circuit_logit_diff.values),
                                torch.tensor(b.circuit_logit_diff.values), atol=1e-4, rtol=0)
-    # each condition's own circuit is its own ranking's top 3
+    # each condition's own circuit is its own ranking's top 3: "law"'s own top 3, taken here
+    # from its EAP-IG table by |score|, scores on law's prompts as inside the whole family
+    law = cond[(cond.set == "law") & (cond.kind == "head")]
+    top3 = [N.parse_node(x) for x in law.assign(a=law.score.abs()).sort_values(
+        ["a", "node"], ascending=[False, True]).node[:3]]
+    assert top3 != list(reference[:3]), "the test needs law's own circuit to differ"
+    fam_law = G.score_family(model, "domain", 0, {"law top 3": top3}, n_per_condition=3,
+                             out_dir=tmp_path, log=lambda *_: None).df
+    fam_law = fam_law[fam_law.condition == "law"].set_index(["ablation", "prompt_id"]).sort_index()
     mine = own[(own.circuit == "own top 3") & (own.condition == "law")]
-    assert set(mine.condition) == {"law"} and len(mine) == 2 * 3
+    mine = mine.set_index(["ablation", "prompt_id"]).sort_index()
+    assert list(mine.index) == list(fam_law.index) and len(mine) == 2 * 3
+    torch.testing.assert_close(torch.tensor(mine.circuit_logit_diff.values),
+                               torch.tensor(fam_law.circuit_logit_diff.values), atol=1e-4, rtol=0)
 
 
 # ------------------------------------------------------------------ the verdict rule
