@@ -181,6 +181,28 @@ def test_committed_scores_align_with_the_prompts(hand):
         table.meta["reference_rule"]
 
 
+def test_committed_resample_scores_recompute(smollm2):
+    """The committed table's numbers are the model's: two hand-written prompts of each family,
+    the week-6 circuit and one week-13 circuit, recomputed under resample ablation (which needs
+    no generated reference, so this stays fast on the 135M model) from the committed circuits."""
+    from circuitgen import generalise
+    from circuitgen import tables as T
+
+    committed = T.load_table(DATA_DIR / "scores" / "smollm2-135m-heldout-handwritten-circuits.csv").df
+    hand = H.load_handwritten(smollm2)
+    some = hand.groupby("family").head(2)
+    under = generalise.circuits_under_test(smollm2, log=None)
+    circuits = {c: under[c] for c in ("week 6", "eap-ig")}
+    got = H.score_with_family_reference(smollm2, some, circuits, "resample")
+    want = committed[committed.ablation == "resample"].set_index(["circuit", "prompt_id"])
+    cols = ["logit_diff", "circuit_logit_diff", "empty_logit_diff"]
+    for r in got.itertuples():
+        w = want.loc[(r.circuit, r.prompt_id)]
+        assert [getattr(r, c) for c in cols] == pytest.approx(w[cols].tolist(), abs=2e-3), (
+            r.circuit, r.prompt_id)
+    assert len(got) == 2 * len(some) and got.circuit_logit_diff.std() > 0
+
+
 @pytest.mark.slow
 def test_the_model_scores_every_handwritten_prompt(smollm2):
     from circuitgen import tables as T
