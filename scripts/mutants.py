@@ -235,6 +235,11 @@ MUTANTS: list[Mutant] = [
            '"head_jaccard": N.jaccard(N.heads_of(sets[a][:k]),',
            '"head_jaccard": N.jaccard(N.heads_of(sets[a][:k]) and sets[a][:k],',
            ("tests/test_faithful.py::test_stability_and_selection_frequency_by_hand",)),
+    Mutant("own_circuit_is_canonical", "re-discovery scores the canonical top k as each "
+           "condition's own circuit", "rediscovery.py",
+           '**{f"own top {k}": own[c][:k] for k in sizes},',
+           '**{f"own top {k}": list(reference[:k]) for k in sizes},',
+           ("tests/test_rediscovery.py::test_own_circuit_scores_match_the_family_scoring",)),
 ]
 
 
