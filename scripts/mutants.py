@@ -45,12 +45,12 @@ class Mutant:
 
 MUTANTS: list[Mutant] = [
     Mutant("role_io_s1", "IO and S1 swapped in the role map", "ablation.py",
-           "        roles[rows, batch.pos[name]] = ROLE_INDEX[name]",
-           '        roles[rows, batch.pos[{"IO": "S1", "S1": "IO"}.get(name, name)]] = ROLE_INDEX[name]',
+           "        roles[rows, batch.pos[name]] = i",
+           '        roles[rows, batch.pos[{"IO": "S1", "S1": "IO"}.get(name, name)]] = i',
            ("tests/test_scorer.py",)),
     Mutant("role_s1_s2", "S1 and S2 swapped in the role map", "ablation.py",
-           "        roles[rows, batch.pos[name]] = ROLE_INDEX[name]",
-           '        roles[rows, batch.pos[{"S1": "S2", "S2": "S1"}.get(name, name)]] = ROLE_INDEX[name]',
+           "        roles[rows, batch.pos[name]] = i",
+           '        roles[rows, batch.pos[{"S1": "S2", "S2": "S1"}.get(name, name)]] = i',
            ("tests/test_scorer.py",)),
     Mutant("faithfulness_inverted", "per-prompt faithfulness is logit_diff / circuit_logit_diff",
            "scorer.py",
@@ -114,10 +114,10 @@ MUTANTS: list[Mutant] = [
            'cols[f"ko_{name}"] = diffs[0] - diffs[3 + i]',
            ("tests/test_scorer.py",)),
     Mutant("normalised_without_empty", "normalised faithfulness divides by F(M), not F(M) - F(empty)",
-           "scorer.py",
-           "normalised = float((f_c - f_0) / (f_m - f_0)) if len(ok)",
-           "normalised = float((f_c - f_0) / f_m) if len(ok)",
-           ("tests/test_scorer.py",)),
+           "task.py",
+           "    return f_circuit - f_empty, f_model - f_empty",
+           "    return f_circuit - f_empty, f_model",
+           ("tests/test_scorer.py", "tests/test_one_formula.py")),
     Mutant("head_signature_transposed", "discovery's attention signatures read key -> query",
            "head_roles.py",
            "rec[sig] = pat[rows, batch.pos[q], batch.pos[k]].mean().item()",
@@ -219,6 +219,35 @@ MUTANTS: list[Mutant] = [
            "ref_prompts = {f: generalise.family_prompts(model, f, reference_seed) for f in families}",
            'ref_prompts = {f: prompts[prompts["family"] == f] for f in families}',
            ("tests/test_heldout_reference.py",)),
+    # The task core (issue 24): each scientific decision of circuitgen.task and its callers.
+    Mutant("metric_sign", "the logit-difference metric is wrong minus answer", "task.py",
+           "        return a.sum(1) / na - w.sum(1) / nw",
+           "        return w.sum(1) / nw - a.sum(1) / na",
+           ("tests/test_task_interface.py",)),
+    Mutant("prob_diff_on_logits", "the probability difference sums logits, not probabilities",
+           "task.py", "        p = torch.softmax(logits.float(), -1)", "        p = logits.float()",
+           ("tests/test_task_interface.py",)),
+    Mutant("answer_set_padding_counted", "a padded (-1) slot of an answer set counts as a token",
+           "task.py", "    return values.gather(1, ids.clamp(min=0)) * valid, valid.sum(1)",
+           "    return values.gather(1, ids.clamp(min=0)), valid.sum(1)",
+           ("tests/test_task_interface.py",)),
+    Mutant("task_reference_from_clean", "a task's mean reference averages the clean prompts, not "
+           "their counterfactuals", "scorer.py",
+           "    batch = B.encode(model, source, prompt_col=task.counterfactual_column, task=task)",
+           '    batch = B.encode(model, source, prompt_col="prompt", task=task)',
+           ("tests/test_task_interface.py",)),
+    Mutant("task_resample_from_clean", "resample ablation patches in the clean run, not the "
+           "counterfactual", "scorer.py",
+           "        abc = B.encode(model, part, prompt_col=cf, task=task) if",
+           '        abc = B.encode(model, part, prompt_col="prompt", task=task) if',
+           ("tests/test_task_interface.py",)),
+    Mutant("role_map_reversed", "named positions take each other's role indices", "ablation.py",
+           "    for i, name in enumerate(names[2:], start=2):",
+           "    for i, name in enumerate(reversed(names[2:]), start=2):",
+           ("tests/test_task_interface.py",)),
+    Mutant("result_path_keeps_slash", "a model id with '/' becomes a sub-folder in result paths",
+           "paths.py", '    return str(model).replace("/", "--")', "    return str(model)",
+           ("tests/test_layers.py",)),
     # Issue 25, item 2: hollow assertions rewritten.
     Mutant("reference_other_draw", "canonical prompts take their means from another draw than "
            "the fixed generated reference set", "reference.py",
@@ -240,6 +269,7 @@ MUTANTS: list[Mutant] = [
            '**{f"own top {k}": own[c][:k] for k in sizes},',
            '**{f"own top {k}": list(reference[:k]) for k in sizes},',
            ("tests/test_rediscovery.py::test_own_circuit_scores_match_the_family_scoring",)),
+
 ]
 
 

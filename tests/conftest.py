@@ -16,6 +16,33 @@ def _grad_enabled():
     yield
 
 
+SLOW_FIXTURES = {"smollm2"}  # fixtures that load the embedded 135M model
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the 135M model (through any fixture that needs :func:`smollm2`) is marked
+    slow here, from its fixtures, never by hand: ``make test-fast`` then loads no 135M model."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _no_135m_in_fast_tests(request, monkeypatch):
+    """A test not marked slow that loads the 135M model anyway (by name, bypassing the fixture)
+    fails at once, saying how to fix it, instead of making the fast tier slow."""
+    if request.node.get_closest_marker("slow") is None:
+        from circuitgen import models
+
+        def refuse():
+            raise RuntimeError(f"{request.node.nodeid} loads the 135M model but is not marked slow: "
+                               "take the smollm2 fixture (marked slow automatically), or mark it "
+                               "@pytest.mark.slow, or use a tiny model.")
+
+        monkeypatch.setattr(models, "_smollm2_hf", refuse)
+    yield
+
+
 @pytest.fixture(scope="session")
 def smollm2():
     """The embedded reference model (real weights, ~4 s from the cache, ~40 s the first time)."""

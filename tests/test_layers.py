@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import pathlib
 
+import pandas as pd
 import pytest
 
 import circuitgen
@@ -116,7 +117,8 @@ def test_the_checks_catch_a_planted_upward_import_and_cycle():
     planted = {**g, "batch": g["batch"] | {"generalise"}}  # core importing the generalise layer
     assert upward(planted, layers) == ["batch (core) imports generalise (generalise)"]
     assert cycles({**g, "task": g["task"] | {"scorer"}}), "task -> scorer -> task is a cycle"
-    src = "from circuitgen import scorer as S\nimport circuitgen.eap\ndef f():\n    from circuitgen.tasks import ioi\n"
+    src = ("from circuitgen import scorer as S\nimport circuitgen.eap\n"
+           "def f():\n    from circuitgen.tasks import ioi\n")
     assert imports_of(src, {"scorer", "eap", "tasks", "tasks.ioi"}) == {"scorer", "eap", "tasks", "tasks.ioi"}
     assert imports_of("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from circuitgen import eap\n",
                       {"eap"}) == set()
@@ -125,3 +127,43 @@ def test_the_checks_catch_a_planted_upward_import_and_cycle():
 @pytest.mark.parametrize("layer", [name for name, _ in circuitgen.LAYERS])
 def test_layers_are_named_once(layer):
     assert [n for n, _ in circuitgen.LAYERS].count(layer) == 1
+
+
+def test_one_rule_for_result_paths(tmp_path):
+    """Writers and readers name a result file by one rule (circuitgen.paths.result_path), so a
+    model id with "/" names the same file on both sides: week 13's discovery writer and week 14's
+    reader, the spec writer and reader, the family score files."""
+    import types
+
+    from circuitgen import circuits, faithful, generalise, paths, sweeps
+
+    model = types.SimpleNamespace(circuitgen=types.SimpleNamespace(model="owner/some-model"))
+    assert paths.result_path("discovery", "owner/some-model", "eap-ig", "set1", folder=tmp_path) \
+        == tmp_path / "owner--some-model-eap-ig-set1.csv"
+    assert paths.result_path("scores", "m", "x").parent == paths.DATA_DIR / "scores"
+    assert circuits.spec_file("owner/some-model", "eap-ig", tmp_path) \
+        == tmp_path / "owner--some-model-ioi-eap-ig.yaml"
+    assert sweeps.score_file("lexical", "owner/some-model", 0, "c", "mean", tmp_path).name \
+        == "owner--some-model-lexical-seed0-c-mean.csv"
+    # week 13 writes what week 14 reads: the same file for a model id with "/"
+    written = []
+
+    class Stop(Exception):
+        pass
+
+    def record(path, *args, **kwargs):
+        written.append(path)
+        raise Stop
+
+    real = faithful.T.cached
+    faithful.T.cached = record
+    try:
+        with pytest.raises(Stop):
+            faithful.discover(model, pd.DataFrame(), "eap-ig", "set1", out_dir=tmp_path / "discovery")
+    finally:
+        faithful.T.cached = real
+    with pytest.raises(FileNotFoundError) as err:
+        generalise.circuits_under_test(types.SimpleNamespace(
+            circuitgen=model.circuitgen, cfg=types.SimpleNamespace(n_layers=2, n_heads=2)),
+            output_dir=tmp_path, methods=["eap-ig"], log=lambda *_: None)
+    assert str(written[0]) in str(err.value)

@@ -51,7 +51,8 @@ from typing import Any
 
 import yaml
 
-from circuitgen.paths import CIRCUITS_DIR
+from circuitgen.nodes import Node, parse_node
+from circuitgen.paths import CIRCUITS_DIR, result_path
 from circuitgen.task import DEFAULT_TASK, UnknownTaskError, get_task
 
 # The default task's (IOI's) vocabulary; a spec of another task uses that task's named positions
@@ -246,7 +247,6 @@ class CircuitSpec:
         """The circuit as :class:`circuitgen.nodes.Node` s, sorted by :func:`node_key`: each head
         at each of its positions, each listed MLP at each of its positions; ALL expands to every
         role of :data:`ROLES` (BOS is not a node)."""
-        from circuitgen.nodes import Node
 
         roles = task_vocabulary(self.task).roles
         out = set()
@@ -548,7 +548,6 @@ def spec_from_nodes(nodes: Iterable, model, task: str = "ioi", *,
     ablating every MLP); False refuses MLP nodes. ``provenance`` should hold
     :data:`RECOMMENDED_PROVENANCE` (a warning names the missing keys).
     """
-    from circuitgen.nodes import parse_node
 
     roles = task_vocabulary(task).roles
     nodes = {parse_node(n) if isinstance(n, str) else n for n in nodes}
@@ -699,8 +698,8 @@ def spec_file(model_name: str, method: str | None = None,
     ``data/circuits/`` for the reference run and ``output_dir`` for any other. One name for the
     writers and the readers."""
     folder = CIRCUITS_DIR if output_dir is None else pathlib.Path(output_dir)
-    suffix = "" if method is None else f"-{method}"
-    return folder / f"{model_name.replace('/', '--')}-ioi{suffix}.yaml"
+    return result_path("circuits", model_name, "ioi", *([] if method is None else [method]),
+                       folder=folder, suffix=".yaml")
 
 
 def found_circuit(model_name: str, circuit: str | pathlib.Path | None = None,

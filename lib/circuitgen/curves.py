@@ -32,7 +32,8 @@ import torch
 from circuitgen import ablation as A
 from circuitgen import batch as B
 from circuitgen import nodes as N
-from circuitgen import resume
+from circuitgen import resume, stats
+from circuitgen.scorer import mean_reference
 from circuitgen.task import Task, get_task, normalised_faithfulness, normalised_parts
 
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -60,7 +61,6 @@ class Setting:
         if self.method not in ("mean", "resample"):
             raise ValueError(f"curves support mean or resample ablation, not {self.method!r}")
         if self.method == "mean" and self.means is None:
-            from circuitgen.scorer import mean_reference
             self.means = mean_reference(self.model, self.df, task=self.task)
         self.df = self.df.reset_index(drop=True)
         self._parts = []
@@ -135,7 +135,6 @@ def summarise(scores: pd.DataFrame, by: Sequence[str] = ("circuit",)) -> pd.Data
 def with_intervals(scores: pd.DataFrame, summary: pd.DataFrame, cluster: str = "template",
                    n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Add 95% intervals of the normalised faithfulness that resample whole ``cluster`` groups."""
-    from circuitgen import stats
 
     lo, hi = [], []
     for label in summary["circuit"]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from circuitgen import discovery, eap
 from circuitgen import nodes as N
+from circuitgen import pruning as P
 
 
 def _rank_by(table: pd.DataFrame, keys: list[str], ascending: list[bool], mask: pd.Series) -> pd.DataFrame:
@@ -28,7 +30,6 @@ def _rank_by(table: pd.DataFrame, keys: list[str], ascending: list[bool], mask: 
 
 
 def eap_ig(model, df: pd.DataFrame, *, steps: int) -> pd.DataFrame:
-    from circuitgen import eap
 
     t = eap.eap_ig_nodes(model, df, steps=steps, progress=False)
     t = t.assign(abs_score=t["score"].abs())
@@ -38,7 +39,6 @@ def eap_ig(model, df: pd.DataFrame, *, steps: int) -> pd.DataFrame:
 
 def pruning(model, df: pd.DataFrame, *, threshold: float, n_prompts: int,
             stage: str = "nodes") -> pd.DataFrame:
-    from circuitgen import pruning as P
 
     result = P.prune(model, df.head(n_prompts), threshold=threshold, stage=stage, progress=False)
     t = result.table.assign(kept=lambda x: ~x["removed"], abs_score=lambda x: x["score"].abs())
@@ -55,7 +55,6 @@ def path_patching(model, df: pd.DataFrame, *, threshold: float, n_exact_prompts:
     (for the backup step, the growth of the direct effect), the largest |effect| if a node was
     patched in several steps. Ranked: the circuit's own nodes first, in
     :func:`circuitgen.discovery.node_table`'s order, then every other patched node by |score|."""
-    from circuitgen import discovery
 
     found = discovery.discover(model, df, threshold=threshold, n_exact_prompts=n_exact_prompts,
                                n_candidates=n_candidates, progress=False,

@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from circuitgen import batch as B
 from circuitgen.ablation import role_index, role_map, role_names
-from circuitgen.nodes import node_roles, score_frame
+from circuitgen.nodes import node_roles, parse_node, score_frame
 from circuitgen.task import Task, get_task
 
 EMBED = "hook_embed"
@@ -185,7 +185,6 @@ def exact_node_effects(model, df: pd.DataFrame, nodes, *, batch_size: int = 16,
     run the corrupted (ABC) prompts with the node's activation (head ``z`` or MLP output) at its
     role's positions replaced by the clean run's, and return mean m(patched) - mean m(corrupted)
     per node label (logit-difference units; the denoising sign of the EAP-IG scores)."""
-    from circuitgen.nodes import parse_node
 
     task = get_task(task)
     nodes = [parse_node(n) if isinstance(n, str) else n for n in nodes]

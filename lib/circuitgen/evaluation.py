@@ -22,7 +22,8 @@ import torch
 
 from circuitgen import ablation as A
 from circuitgen import batch as B
-from circuitgen.circuits import CircuitSpec
+from circuitgen import stats
+from circuitgen.circuits import CircuitSpec, HeadClass
 from circuitgen.task import normalised_faithfulness, normalised_parts
 
 
@@ -137,7 +138,6 @@ def faithfulness_table(scores: pd.DataFrame, cluster: str | None = "template", s
     faithfulness (F(C) - F(∅)) / (F(M) - F(∅)) (Hanna et al., MIB), each with a 95% interval that
     resamples whole ``cluster`` groups (prompts of one template share their ablation means), from
     a scored table with ``logit_diff``, ``circuit_logit_diff`` and ``empty_logit_diff``."""
-    from circuitgen import stats
 
     ok = scores[scores.status == "ok"] if "status" in scores.columns else scores
     m, c, e = (ok[col].to_numpy(float) for col in ("logit_diff", "circuit_logit_diff",
@@ -172,7 +172,6 @@ def random_circuits(spec: CircuitSpec, n_layers: int, n_heads: int, n_draws: int
     number of heads per layer band; heads are drawn without replacement (the null for F(C)). A
     head with positions of its own passes them to the head drawn in its place; the spec's MLPs
     (``mlps:``) are kept as they are."""
-    from circuitgen.circuits import HeadClass
 
     bands = layer_bands(n_layers, n_bands)
     band_of = {layer: i for i, band in enumerate(bands) for layer in band}

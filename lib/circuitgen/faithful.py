@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from circuitgen import curves as C
+from circuitgen import discovery_methods
 from circuitgen import nodes as N
 from circuitgen import tables as T
-from circuitgen.paths import DATA_DIR
+from circuitgen.paths import result_path
 
 VERSION = "faithful-1"
 METHODS = ("eap-ig", "pruning", "path-patching")
@@ -63,7 +64,6 @@ class MethodConfig:
 def _runner(method: str) -> Callable:
     if method not in METHODS:
         raise ValueError(f"unknown discovery method {method!r}; use one of {METHODS}")
-    from circuitgen import discovery_methods
     return getattr(discovery_methods, method.replace("-", "_"))
 
 
@@ -72,8 +72,7 @@ def discover(model, prompts: pd.DataFrame, method: str, set_label: str, *,
              log=print) -> T.ResultTable:
     """The node score table of ``method`` on ``prompts`` (cached under ``out_dir``)."""
     params = config.for_method(method)
-    out = pathlib.Path(out_dir or DATA_DIR / "discovery")
-    path = out / f"{model.circuitgen.model}-{method}-{set_label}.csv"
+    path = result_path("discovery", model.circuitgen.model, method, set_label, folder=out_dir)
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "method": method,
               "params": params, "version": VERSION}
     if method in ADAPTER_VERSIONS:
@@ -175,8 +174,7 @@ def size_curves(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Nod
     n_nodes = cfg.n_layers * cfg.n_heads * len(N.NODE_ROLES)
     counts = C.counts_for(n_nodes, fractions)
     circuits = curve_circuits(rankings, counts, cfg.n_layers, cfg.n_heads, n_random, extra)
-    out = pathlib.Path(out_dir or DATA_DIR / "discovery")
-    path = out / f"{model.circuitgen.model}-size-curves.csv"
+    path = result_path("discovery", model.circuitgen.model, "size-curves", folder=out_dir)
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
               "ablations": list(ablations),
               "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}
@@ -195,8 +193,7 @@ def smallest(model, prompts: pd.DataFrame, rankings: dict[str, Sequence[N.Node]]
              log=print) -> T.ResultTable:
     """Per method, the smallest top-k circuit found in ``band`` under mean ablation (cached):
     ``method, k`` (missing when no size on the curve reaches the band) and the bisection points."""
-    out = pathlib.Path(out_dir or DATA_DIR / "discovery")
-    path = out / f"{model.circuitgen.model}-smallest.csv"
+    path = result_path("discovery", model.circuitgen.model, "smallest", folder=out_dir)
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
               "band": list(band), "rankings": {m: [n.label for n in r] for m, r in rankings.items()},
               "curve": curve}
@@ -219,8 +216,7 @@ def circuit_scores(model, prompts: pd.DataFrame, circuits: dict[str, Sequence[N.
                    ablations: Sequence[str] = ("mean", "resample"),
                    out_dir: pathlib.Path | None = None, log=print) -> T.ResultTable:
     """Per-prompt scores of named node circuits under each ablation (cached as ``name``)."""
-    out = pathlib.Path(out_dir or DATA_DIR / "discovery")
-    path = out / f"{model.circuitgen.model}-{name}.csv"
+    path = result_path("discovery", model.circuitgen.model, name, folder=out_dir)
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": VERSION,
               "ablations": list(ablations),
               "circuits": {k: [n.label for n in v] for k, v in circuits.items()}}

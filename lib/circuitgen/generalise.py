@@ -18,10 +18,11 @@ import pandas as pd
 
 from circuitgen import circuits as CS
 from circuitgen import curves as C
-from circuitgen import faithful, variations
+from circuitgen import faithful, sweeps, variations
 from circuitgen import nodes as N
 from circuitgen import tables as T
-from circuitgen.paths import DATA_DIR
+from circuitgen.paths import DATA_DIR, result_path
+from circuitgen.scorer import scorable_rows
 
 FAMILIES = tuple(variations.FAMILIES)  # lexical, syntactic, domain, adversarial
 MID_FRACTION_INDEX = 5  # C.MIB_FRACTIONS[5] = 5% of all head nodes
@@ -48,7 +49,7 @@ class CircuitsUnderTest(dict):
 def _found_nothing(disc_dir: pathlib.Path, name: str, method: str) -> bool:
     """Whether week 13's table of smallest in-band circuits says ``method`` reached no size in
     the band (``k`` missing), as opposed to week 13 not having run (no table, or a ``k``)."""
-    path = disc_dir / f"{name.replace('/', '--')}-smallest.csv"
+    path = result_path("discovery", name, "smallest", folder=disc_dir)
     if not path.exists():
         return False
     t = T.load_table(path).df
@@ -72,7 +73,7 @@ def circuits_under_test(model, output_dir: str | pathlib.Path | None = None,
     out = CircuitsUnderTest()
     for m in methods:
         spec_path = CS.spec_file(name, m, output_dir)
-        table_path = disc_dir / f"{name.replace('/', '--')}-{m}-set1.csv"
+        table_path = result_path("discovery", name, m, "set1", folder=disc_dir)
         needed = [table_path]
         if spec_path.exists() or not _found_nothing(disc_dir, name, m):
             needed.append(spec_path)
@@ -98,7 +99,6 @@ def circuits_under_test(model, output_dir: str | pathlib.Path | None = None,
 def family_prompts(model, family: str, seed: int, n_per_condition: int = 20) -> pd.DataFrame:
     """The family's prompts as weeks 8-11 made them (same generator, seed and size), keeping only
     the rows this model can score (the rest are counted in the table's metadata)."""
-    from circuitgen.scorer import scorable_rows
 
     df = variations.generate_family(family, model, n_per_condition=n_per_condition, seed=seed).df
     return scorable_rows(model, df).reset_index(drop=True)
@@ -119,8 +119,7 @@ def score_family(model, family: str, seed: int, circuits: dict[str, Sequence[N.N
 def load_scores(model_name: str, family: str, seed: int,
                 out_dir: str | pathlib.Path | None = None) -> pd.DataFrame:
     """The long score table :func:`score_family` wrote (a missing file says how to make it)."""
-    out = pathlib.Path(out_dir) if out_dir else DATA_DIR / "scores"
-    path = out / f"{model_name.replace('/', '--')}-{family}-seed{seed}-circuits.csv"
+    path = result_path("scores", model_name, family, f"seed{seed}", "circuits", folder=out_dir)
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; make it with `python scripts/week14.py "
                                 f"--model {model_name} --families {family} --seeds {seed}`.")
@@ -150,7 +149,6 @@ def verdict_table(scores: pd.DataFrame, base: str, *, seed: int = 0) -> pd.DataF
     normalised faithfulness with its template-bootstrap 95% interval, the difference from
     ``base`` with its interval, p and BH q (across the family's conditions, per circuit and
     ablation), and :func:`faithfulness_verdict`."""
-    from circuitgen import sweeps
 
     frames = []
     for (circuit, ablation), g in scores.groupby(["circuit", "ablation"], sort=False):
@@ -206,7 +204,6 @@ def answer_table(tables: dict[str, pd.DataFrame], verdicts: pd.DataFrame, *, see
     """The series' answer per (family, circuit, ablation): the family's pooled normalised
     faithfulness (all its prompts, 95% interval resampling templates) and how many of its
     conditions hold / degrade / exceed / are unclear."""
-    from circuitgen import sweeps
 
     rows = []
     for family, t in tables.items():

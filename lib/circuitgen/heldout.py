@@ -62,10 +62,13 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from circuitgen import ioi, ioi_templates, variations
+from circuitgen import curves as C
+from circuitgen import faithful, generalise, ioi, ioi_templates, variations
+from circuitgen import tables as T
 from circuitgen import variation_lists as VL
 from circuitgen.ioi import PromptError
-from circuitgen.paths import DATA_DIR, PROMPTS_DIR
+from circuitgen.paths import DATA_DIR, PROMPTS_DIR, result_path
+from circuitgen.scorer import check_prompts, mean_reference
 
 HANDWRITTEN = PROMPTS_DIR / "heldout-handwritten.csv"
 GENERATOR_VERSION = "handwritten-1"
@@ -331,7 +334,6 @@ def prompts_frame(model_or_tokenizer, raw: pd.DataFrame, *, seed: int = 0) -> pd
     df["same_gender"] = pd.array(df["same_gender"].tolist(), dtype="boolean")
     df["seed"] = pd.array([pd.NA] * len(df), dtype="Int64")
     if hasattr(model_or_tokenizer, "cfg"):  # the scorer's check: refuses, never drops
-        from circuitgen.scorer import check_prompts
 
         checked = check_prompts(model_or_tokenizer, df)
         bad = checked[checked.status != "ok"]
@@ -384,8 +386,6 @@ def family_reference(model, family: str, seed: int = REFERENCE_SEED):
     """The mean-ablation reference the generated ``family`` prompts of ``seed`` were scored with
     in week 14: ``scorer.mean_reference`` of ``generalise.family_prompts`` (grouped by condition
     and order; the generated prompts' ABC counterparts padded to 20 per group)."""
-    from circuitgen import generalise
-    from circuitgen.scorer import mean_reference
 
     return mean_reference(model, generalise.family_prompts(model, family, seed))
 
@@ -396,7 +396,6 @@ def score_with_family_reference(model, prompts: pd.DataFrame, circuits: dict, ab
     families) under one ablation; for ``mean``, each family's rows with that family's generated
     reference (``references[family]``, else :func:`family_reference`). Rows in the order
     circuit, then prompt, as ``score_circuits`` gives them."""
-    from circuitgen import curves as C
 
     parts = []
     for family in [f for f in variations.FAMILIES if f in set(prompts["family"])]:
@@ -421,11 +420,8 @@ def score_handwritten(model, prompts: pd.DataFrame, circuits: dict, *,
     ``<out_dir>/<model>-<name>.csv`` (default ``data/scores``) in the format of
     :func:`circuitgen.faithful.circuit_scores`; mean ablation uses each family's generated
     reference of seed ``reference_seed`` (see the module docstring), recorded in the sidecar."""
-    from circuitgen import faithful, generalise
-    from circuitgen import tables as T
 
-    out = pathlib.Path(out_dir) if out_dir else DATA_DIR / "scores"
-    path = out / f"{model.circuitgen.model}-{name}.csv"
+    path = result_path("scores", model.circuitgen.model, name, folder=out_dir)
     families = [f for f in variations.FAMILIES if f in set(prompts["family"])]
     ref_prompts = {f: generalise.family_prompts(model, f, reference_seed) for f in families}
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": faithful.VERSION,
@@ -434,7 +430,6 @@ def score_handwritten(model, prompts: pd.DataFrame, circuits: dict, *,
               "mean_reference_prompts": ref_prompts}
 
     def compute():
-        from circuitgen.scorer import mean_reference
 
         t0 = time.perf_counter()
         refs = ({f: mean_reference(model, ref_prompts[f]) for f in families}

@@ -62,7 +62,7 @@ from transformer_lens import patching as tlp
 from transformer_lens.utilities import get_act_name
 
 from circuitgen import batch as B
-from circuitgen import ioi, ioi_templates
+from circuitgen import ioi, ioi_templates, resume
 from circuitgen.ablation import final_resid
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
@@ -283,7 +283,6 @@ def _fast_patch_resumed(model, tokens: torch.Tensor, clean_cache, metric: EndMet
 
     Each layer's indices are split into near-equal groups of at most ``k`` replicas. The run is
     unmasked like TransformerLens's loop (an all-ones mask; right padding keeps END exact)."""
-    from circuitgen import resume
 
     n = tokens.shape[0]
     batch = B.TaskBatch(tokens, torch.ones_like(tokens), metric.batch.answer_ids,

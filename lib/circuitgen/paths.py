@@ -53,6 +53,20 @@ def output_dir(path: str | pathlib.Path | None) -> pathlib.Path:
     return out
 
 
+def model_slug(model: str) -> str:
+    """A model id as a file-name part: ``owner/name`` -> ``owner--name`` (no sub-folders)."""
+    return str(model).replace("/", "--")
+
+
+def result_path(kind: str, model: str, *parts: object, folder: str | pathlib.Path | None = None,
+                suffix: str = ".csv") -> pathlib.Path:
+    """The one rule for result files: ``<folder>/<model slug>-<part>-<part>...<suffix>``, the
+    folder being ``data/<kind>/`` (``kind``: ``scores`` or ``discovery``) unless given. Writers
+    and readers both call it, so a model id with "/" names the same file on both sides."""
+    base = pathlib.Path(folder) if folder is not None else DATA_DIR / kind
+    return base / ("-".join([model_slug(model), *map(str, parts)]) + suffix)
+
+
 def shown_path(path: str | pathlib.Path) -> str:
     """``path`` relative to the repository (or, installed, the working directory) when inside it,
     so printed paths are the same across checkouts; else as given."""

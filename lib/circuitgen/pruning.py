@@ -76,6 +76,8 @@ from tqdm.auto import tqdm
 from circuitgen import ablation as A
 from circuitgen import batch as B
 from circuitgen import nodes as N
+from circuitgen import resume, scorer
+from circuitgen.ioi import make_abc
 
 STAGES = ("nodes", "heads-then-roles")
 ABLATIONS = ("mean", "resample")
@@ -122,10 +124,7 @@ def visit_order(nodes: Iterable[N.Node]) -> list[N.Node]:
 
 
 def _resume_module():
-    try:
-        from circuitgen import resume
-    except ImportError:
-        return None
+    """The resumed-forward module, which :func:`prune` uses unless told not to."""
     return resume
 
 
@@ -140,7 +139,6 @@ class _Runner:
         self.n = len(good)
         self.n_forwards = 0
         if ablation == "resample":
-            from circuitgen.ioi import make_abc
             good = make_abc(good, model.tokenizer, seed=seed)
         for sl in B.chunks(len(good), batch_size):
             part = good.iloc[sl]
@@ -244,7 +242,6 @@ def prune(model, df: pd.DataFrame, *, threshold: float, ablation: str = "mean",
     ``resume``: None uses the resumed forwards when :mod:`circuitgen.resume` exists; False always
     runs full forwards; True requires the resume module.
     """
-    from circuitgen import scorer
 
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation must be one of {ABLATIONS}, not {ablation!r}.")

@@ -26,10 +26,11 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from circuitgen import faithful, generalise, splits
+from circuitgen import discovery_methods, faithful, generalise, splits
 from circuitgen import nodes as N
 from circuitgen import tables as T
-from circuitgen.paths import DATA_DIR
+from circuitgen.paths import result_path
+from circuitgen.scorer import mean_reference
 
 METHOD = "eap-ig"
 N_PROMPTS = 40
@@ -57,10 +58,8 @@ def discover_sets(model, prompt_sets: Mapping[str, pd.DataFrame], name: str, *, 
                   out_dir: str | pathlib.Path | None = None, log=print) -> T.ResultTable:
     """EAP-IG node scores of every labelled prompt set, one long table with a ``set`` column,
     cached as ``<out_dir>/<model>-eap-ig-<name>.csv`` (default ``data/discovery``)."""
-    from circuitgen import discovery_methods
 
-    out = pathlib.Path(out_dir) if out_dir else DATA_DIR / "discovery"
-    path = out / f"{model.circuitgen.model.replace('/', '--')}-{METHOD}-{name}.csv"
+    path = result_path("discovery", model.circuitgen.model, METHOD, name, folder=out_dir)
     inputs = {"prompts": dict(prompt_sets), "model": model.circuitgen.model, "method": METHOD,
               "params": {"steps": steps}, "version": faithful.VERSION}
 
@@ -172,8 +171,8 @@ def own_circuit_scores(model, family: str, conditions: pd.DataFrame, reference: 
     own = rankings(conditions)
     circuits = {c: {**{f"own top {k}": own[c][:k] for k in sizes},
                     **{f"canonical top {k}": list(reference[:k]) for k in sizes}} for c in own}
-    out = pathlib.Path(out_dir) if out_dir else DATA_DIR / "scores"
-    path = out / f"{model.circuitgen.model.replace('/', '--')}-{family}-seed{seed}-rediscovered.csv"
+    path = result_path("scores", model.circuitgen.model, family, f"seed{seed}", "rediscovered",
+                       folder=out_dir)
     inputs = {"prompts": prompts, "model": model.circuitgen.model, "version": faithful.VERSION,
               "ablations": list(ablations), "reference": "family-wide",
               "circuits": {c: {k: [n.label for n in v] for k, v in cs.items()} for c, cs in circuits.items()}}
@@ -182,7 +181,6 @@ def own_circuit_scores(model, family: str, conditions: pd.DataFrame, reference: 
         missing = sorted(set(own) - set(prompts.condition))
         if missing:
             raise ValueError(f"conditions {missing} were re-discovered but have no seed-{seed} prompts.")
-        from circuitgen.scorer import mean_reference
 
         means = mean_reference(model, prompts) if "mean" in ablations else None
         parts = [faithful.score_under(model, prompts[prompts.condition == c].reset_index(drop=True),

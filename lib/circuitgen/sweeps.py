@@ -123,8 +123,8 @@ def score_file(family: str, model: str, seed: int, circuit: str, ablation: str,
     """``<output dir>/scores/<model slug>-<family>-seed<seed>-<circuit>-<ablation>.csv``:
     ``data/scores/`` for the reference run, the run's own folder otherwise."""
     folder = paths.output_dir(None if output_dir is None else str(output_dir)) / "scores"
-    slug = model.replace("/", "--")
-    return folder / f"{slug}-{family}-seed{seed}-{circuit}-{ablation.replace(' ', '_')}.csv"
+    return paths.result_path("scores", model, family, f"seed{seed}", circuit, ablation.replace(" ", "_"),
+                             folder=folder)
 
 
 def family_scores(model, spec: CircuitSpec, prompt_set: PromptSet, *, seed: int = 0,
@@ -766,7 +766,7 @@ def contrast_values(contrasts: pd.DataFrame, stat: str, row: str, key: str | Non
 
 def prompt_set_name(family: str, model: str, seed: int) -> str:
     """``<family>-<model slug>-seed<seed>``, the slug being the model name with ``/`` as ``--``."""
-    return f"{family}-{model.replace('/', '--')}-seed{seed}"
+    return f"{family}-{paths.model_slug(model)}-seed{seed}"
 
 
 def save_prompt_set(prompt_set: PromptSet, model: str, seed: int,
