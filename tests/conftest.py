@@ -23,7 +23,11 @@ def pytest_collection_modifyitems(config, items):
     """A test that uses the 135M model (through any fixture that needs :func:`smollm2`) is marked
     slow here, from its fixtures, never by hand: ``make test-fast`` then loads no 135M model."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        # a parameter naming the fixture counts too: tests that take the model by
+        # request.getfixturevalue(name) (one test body for every model)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        named = {v for v in params.values() if isinstance(v, str)}
+        if SLOW_FIXTURES & (set(getattr(item, "fixturenames", ())) | named):
             item.add_marker(pytest.mark.slow)
 
 

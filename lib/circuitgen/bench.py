@@ -41,6 +41,9 @@ import sys
 import time
 from collections.abc import Callable
 
+# Imports of torch, transformers, pandas and the scoring modules sit inside the commands that
+# use them: loading them takes seconds on 2 cores, so the command line, which imports this
+# module to build its parser, stays fast.
 from circuitgen.errors import InputError
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""

@@ -20,6 +20,9 @@ import pathlib
 import re
 import sys
 
+# Imports of torch, transformers, pandas and the scoring modules sit inside the commands that
+# use them: loading them takes seconds on 2 cores, so `circuitgen --help` and a mistyped
+# argument answer at once.
 from circuitgen.errors import InputError
 
 EXIT_INPUT = 2
