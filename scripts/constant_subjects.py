@@ -2,30 +2,49 @@
 
 A test that still passes when its subject returns a constant of the right shape checks shapes, not
 science (issue 13). This script replaces, one at a time, each public function of the science
-modules (:data:`MODULES`) by a wrapper that calls the real function and then returns a *constant of
-the same shape and type* (:func:`constant_like`):
+modules (:data:`MODULES`), and each public method of the classes in :data:`CLASSES` (a registered
+task's methods), by a wrapper that calls the real function and then returns a *constant of the
+same shape and type* (:func:`constant_like`):
 
 - tensors and numpy arrays: the same shape and dtype, every element the mean of the real result
-  (float; NaNs ignored), its rounded mean (integer) or its majority value (bool); a tensor that
-  required grad still does (the constant is joined to the graph with a zero gradient);
-- Python/numpy floats: ``0.5``; ints: ``1``;
+  (float; NaNs and infinities ignored), its rounded mean (integer) or its majority value (bool); a
+  tensor that required grad still does (the constant is joined to the graph with a zero gradient);
+- Python/numpy floats: ``0.5 + 1/7 = 0.642857...`` (:data:`FLOAT`); ints: ``1``;
 - DataFrames / Series: the same index and columns, every numeric (non-bool) column set to its
   mean (floats) or rounded mean (ints); text, bool and object columns kept;
 - tuples, lists, dicts, NamedTuples, dataclasses and generators: recursively;
 - bools, strings, None, sets, callables and other objects (a model, a statsmodels fit): unchanged.
 
-A function whose results were never changed by that (it returns bools, strings, None, objects, or
-its real results already are constant) is *n/a*. Otherwise the target is *caught* when at least one
-test that exercises it fails, and *SURVIVED* when they all pass.
+The constant always differs from the real result, so that a test that checks the value can fail
+(issue 25):
+
+- *All-equal results.* Where the real result already is that constant (a tensor, array or numeric
+  column whose elements all equal their mean, within ``RTOL = ATOL = 1e-3``, the tolerance tests
+  use; an int that is 1), the mean would be the result itself and prove nothing: the fill is moved
+  clearly apart (``fill + max(1, |fill|)`` for floats, ``fill + 1`` for ints, the other value for
+  bools). Before, such a function was *n/a* (or SURVIVED, when only some calls were all-equal)
+  whatever its tests checked.
+- *Round numbers.* The float constant is not 0.5, which a hand-made answer (a probability, a
+  faithfulness, a midpoint) equals by coincidence, so that a constant passed a test of a real
+  0.5; a real result within tolerance of :data:`FLOAT` itself gets ``FLOAT + 1``.
+
+A function whose results were never changed by that (it returns only bools, strings, None,
+objects or empty tensors) is *n/a*. Otherwise the target is *caught* when at least one test that
+exercises it fails, and *SURVIVED* when they all pass.
 
 How it works. The file is also a small pytest plugin (``-p constant_subjects`` with ``scripts/`` on
 the path), driven by environment variables:
 
-- ``CONSTANT_SUBJECT=module:function`` patches that function at runtime: the module's attribute,
-  and every other module that bound the same object (``from circuitgen.x import f``) or holds it in
-  a dict (a registry of methods). Calls inside the module go through the wrapper too (globals are
-  looked up at call time). ``CONSTANT_SUBJECT_LOG`` names a JSON file where the plugin writes how
-  often the wrapper ran and how often it changed a result.
+- ``CONSTANT_SUBJECT=module:function`` (or ``module:Class.method``) patches that function at
+  runtime (:func:`_rebind_all`): every module's attribute that is the function (``from circuitgen.x
+  import f``), and, in the library's modules, every reference held in their module-level values,
+  recursively: registries (dicts, lists, tuples, sets, nested), ``functools.partial``, the fields
+  of the library's objects (a frozen dataclass in a registry, such as ``patching.KINDS[...].setter``)
+  and the library's classes (a method, so that a registered instance, such as the task that
+  ``circuitgen.task.get_task`` returns, calls the wrapper). Calls inside the module go through the
+  wrapper too (globals are looked up at call time). Everything is put back when pytest ends.
+  ``CONSTANT_SUBJECT_LOG`` names a JSON file where the plugin writes how often the wrapper ran,
+  how often it changed a result, and how many references it replaced (``rebound``).
 - ``CONSTANT_SUBJECT_MAP=path`` (the *map* run) wraps every target with a recorder instead and
   writes, per target, the test node ids that called it (in setup, call or teardown), with each
   test's duration, outcome and fixtures. A call made while a module- or session-scoped fixture
@@ -82,6 +101,10 @@ MODULES = [
     "resume", "evaluation", "discovery", "splits",
 ]
 
+# Classes whose public methods are replaced too ("module:Class.method" targets): a registered task
+# is called through its instance, so the method is patched in the class.
+CLASSES = ["tasks.ioi:IOITask"]
+
 # "module:function" -> why it is not replaced. Only functions that are not science belong here.
 EXCLUDED: dict[str, str] = {
     # Figures: their output is a matplotlib figure, checked by the book, not by a value.
@@ -120,18 +143,41 @@ EXCLUDED: dict[str, str] = {
 # -------------------------------------------------------------------------------------------
 # The constant of the same shape and type.
 
-FLOAT, INT = 0.5, 1
+# The scalar constants. A float is 0.5 + 1/7 = 0.642857..., not a round number that a test's
+# hand-made answer might equal by coincidence (0.5 is a probability, a faithfulness, a midpoint).
+FLOAT, INT = 0.5 + 1 / 7, 1
+# A constant counts as equal to the real result when it is this close (tests compare floats with
+# tolerances such as pytest.approx or abs=1e-3): then a different constant is used.
+RTOL = ATOL = 1e-3
+
+
+def _apart(fill: float) -> float:
+    """A fill clearly apart from ``fill`` (for a real result that already is ``fill``)."""
+    return fill + max(1.0, abs(fill))
+
+
+def _close(values, fill: float) -> bool:
+    """Whether every one of ``values`` (finite floats, numpy) is within tolerance of ``fill``."""
+    import numpy as np
+
+    return bool(np.all(np.abs(values - fill) <= ATOL + RTOL * abs(fill)))
+
+
+def _int_apart(fill: int, top: int | None = None) -> int:
+    return fill - 1 if top is not None and fill + 1 > top else fill + 1
 
 
 class _Changed:
-    """Whether :func:`constant_like` changed anything (a result that already is constant is not)."""
+    """Whether :func:`constant_like` changed anything (bools, strings and objects are kept)."""
 
     def __init__(self) -> None:
         self.any = False
 
 
 def constant_like(x, changed: _Changed | None = None):
-    """A constant of the same shape and type as ``x`` (see the module docstring)."""
+    """A constant of the same shape and type as ``x`` that differs from ``x`` (see the module
+    docstring): where the usual constant (the mean, FLOAT, INT) would equal the real result, within
+    :data:`RTOL`/:data:`ATOL` for floats, another one is used (:func:`_apart`)."""
     import numpy as np
     import pandas as pd
     import torch
@@ -141,28 +187,36 @@ def constant_like(x, changed: _Changed | None = None):
             isinstance(x, (torch.Tensor, np.ndarray, pd.DataFrame, pd.Series)):
         return x
     if isinstance(x, (float, np.floating)):
-        out = type(x)(FLOAT)
-        changed.any |= not (x == out)
+        close = np.isfinite(x) and _close(np.float64(x), FLOAT)
+        out = type(x)(_apart(FLOAT) if close else FLOAT)
+        changed.any = True
         return out
     if isinstance(x, (int, np.integer)):
-        out = type(x)(INT)
-        changed.any |= x != out
+        out = type(x)(INT if x != INT else _int_apart(INT))
+        changed.any = True
         return out
     if isinstance(x, torch.Tensor):
         if x.numel() == 0 or x.is_complex():
             return x
         with torch.no_grad():
+            d = x.detach()
             if x.dtype == torch.bool:
-                fill = bool(x.float().mean() >= 0.5)
+                fill = bool(d.float().mean() >= 0.5)
+                if bool((d == fill).all()):
+                    fill = not fill
             elif x.is_floating_point():
-                finite = x[~torch.isnan(x)]
+                finite = d[torch.isfinite(d)].double()
                 if finite.numel() == 0:
                     return x
-                fill = finite.double().mean().item()
+                fill = finite.mean().item()
+                if bool(((finite - fill).abs() <= ATOL + RTOL * abs(fill)).all()):
+                    fill = _apart(fill)
             else:
-                fill = round(x.double().mean().item())
-            out = torch.full_like(x.detach(), fill)
-            changed.any |= not torch.equal(out, x.detach())
+                fill = round(d.double().mean().item())
+                if bool((d == fill).all()):
+                    fill = _int_apart(fill, torch.iinfo(x.dtype).max)
+            out = torch.full_like(d, fill)
+            changed.any |= not torch.equal(out, d)
         if x.requires_grad:  # stay in the graph, with a zero gradient
             out = out + 0 * torch.nan_to_num(x)
         return out
@@ -171,12 +225,19 @@ def constant_like(x, changed: _Changed | None = None):
             return x
         if x.dtype.kind == "b":
             fill = bool(x.mean() >= 0.5)
+            if (x == fill).all():
+                fill = not fill
         elif x.dtype.kind == "f":
-            if np.isnan(x).all():
+            finite = x[np.isfinite(x)].astype(np.float64)
+            if finite.size == 0:
                 return x
-            fill = np.nanmean(x)
+            fill = float(finite.mean())
+            if _close(finite, fill):
+                fill = _apart(fill)
         else:
             fill = round(float(x.mean()))
+            if (x == fill).all():
+                fill = _int_apart(fill, int(np.iinfo(x.dtype).max))
         out = np.full_like(x, fill)
         changed.any |= not np.array_equal(out, x, equal_nan=x.dtype.kind == "f")
         return out
@@ -212,12 +273,21 @@ def _constant_column(s, changed: _Changed):
     import numpy as np
     import pandas as pd
 
-    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or s.isna().all():
+    if (not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+            or pd.api.types.is_complex_dtype(s) or s.isna().all()):
         return s
+    values = s.dropna().to_numpy(dtype=np.float64)
     if pd.api.types.is_float_dtype(s):
-        fill = float(s.mean())
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return s
+        fill = float(finite.mean())
+        if _close(finite, fill):
+            fill = _apart(fill)
     else:
-        fill = round(float(s.mean()))
+        fill = round(float(values.mean()))
+        if (values == fill).all():
+            fill = fill + 1
     out = pd.Series(np.full(len(s), fill), index=s.index, name=s.name).astype(s.dtype)
     changed.any |= not out.equals(s)
     return out
@@ -227,8 +297,9 @@ def _constant_column(s, changed: _Changed):
 # Targets.
 
 
-def targets(modules: list[str] = MODULES) -> list[str]:
-    """``module:function`` for every public function defined in each module (imports it)."""
+def targets(modules: list[str] = MODULES, classes: list[str] = CLASSES) -> list[str]:
+    """``module:function`` for every public function defined in each module, and
+    ``module:Class.method`` for every public method defined in each of ``classes`` (imports them)."""
     out = []
     for name in modules:
         mod = importlib.import_module(f"circuitgen.{name}")
@@ -236,34 +307,168 @@ def targets(modules: list[str] = MODULES) -> list[str]:
             if (not attr.startswith("_") and inspect.isfunction(obj)
                     and obj.__module__ == mod.__name__):
                 out.append(f"{name}:{attr}")
+    for spec in classes:
+        module, cls_name = spec.split(":")
+        cls = getattr(importlib.import_module(f"circuitgen.{module}"), cls_name)
+        for attr, obj in vars(cls).items():
+            if isinstance(obj, (staticmethod, classmethod)):
+                obj = obj.__func__
+            if not attr.startswith("_") and inspect.isfunction(obj):
+                out.append(f"{module}:{cls_name}.{attr}")
     return out
 
 
 def _resolve(target: str):
+    """``(module, name, function)`` for ``module:function`` or ``module:Class.method``."""
     module, name = target.split(":")
     mod = importlib.import_module(f"circuitgen.{module}")
-    return mod, name, getattr(mod, name)
+    owner, *attrs = name.split(".")
+    obj = getattr(mod, owner)
+    for attr in attrs:  # the function in the class's own dict (or a base class's)
+        obj = inspect.getattr_static(obj, attr)
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    return mod, name, obj
 
 
-def _rebind(original, wrapper) -> int:
-    """Point every module attribute (and module-level dict value) that is ``original`` at
-    ``wrapper``; the number of places changed."""
-    n = 0
+_DEPTH = 6  # how deep _rebind looks into the library's module-level containers
+
+
+def _rebind(original, wrapper, undo: list | None = None) -> int:
+    """Point every reference to ``original`` at ``wrapper`` (see :func:`_rebind_all`)."""
+    return _rebind_all([(original, wrapper)], undo)
+
+
+def _rebind_all(pairs, undo: list | None = None) -> int:
+    """Point every reference to each ``original`` of ``pairs`` (``(original, wrapper)``) at its
+    ``wrapper``; the number of places changed. ``undo`` collects how to put each back
+    (:func:`_restore`).
+
+    Every module's attributes are looked at; in the library's modules (``circuitgen*``) also what
+    their module-level values hold, recursively (up to :data:`_DEPTH` levels): dicts, lists, sets
+    (changed in place), tuples, NamedTuples, frozensets, ``functools.partial``, staticmethods and
+    classmethods (rebuilt, and the new one put where the old one was), the library's classes (a
+    method in the class dict: instances registered elsewhere, such as a task in
+    ``circuitgen.task``'s registry, call it through the class) and the ``__dict__`` of instances
+    of the library's classes (a frozen dataclass in a registry, such as ``patching.KINDS``)."""
+    import functools
+
+    swap = {id(o): (o, w) for o, w in pairs}
+    undo = undo if undo is not None else []
+    count = 0
+    memo: dict[int, object] = {}  # id -> what replaces it (holds each object, so ids stay unique)
+
+    def hit(val):
+        pair = swap.get(id(val))
+        return pair[1] if pair is not None and pair[0] is val else None
+
+    def ours(obj) -> bool:
+        return str(getattr(obj, "__module__", None) or "").startswith("circuitgen")
+
+    def set_item(container, key, new, old):
+        container[key] = new
+        undo.append(lambda: container.__setitem__(key, old))
+
+    def set_attr(obj, key, new, old, setter):
+        try:
+            setter(obj, key, new)
+        except (AttributeError, TypeError):  # read-only (an enum member, a slot): left alone
+            return
+        undo.append(lambda: setter(obj, key, old))
+
+    def sub(val, depth: int):
+        """``val`` itself (changed in place, or nothing to change) or what replaces it."""
+        nonlocal count
+        w = hit(val)
+        if w is not None:
+            count += 1
+            return w
+        if (depth > _DEPTH or val is None or isinstance(val, (str, bytes, int, float, complex))
+                or isinstance(val, types.ModuleType)):
+            return val
+        if id(val) in memo:
+            return memo[id(val)]
+        memo[id(val)] = val
+        out = inside(val, depth + 1)
+        memo[id(val)] = out
+        return out
+
+    def inside(val, depth: int):
+        if isinstance(val, dict):
+            for k, v in list(val.items()):
+                new = sub(v, depth)
+                if new is not v:
+                    set_item(val, k, new, v)
+            return val
+        if isinstance(val, list):
+            for i, v in enumerate(list(val)):
+                new = sub(v, depth)
+                if new is not v:
+                    set_item(val, i, new, v)
+            return val
+        if isinstance(val, tuple):
+            items = [sub(v, depth) for v in val]
+            if all(n is v for n, v in zip(items, val)):
+                return val
+            if hasattr(val, "_fields"):  # NamedTuple
+                return type(val)._make(items)
+            return tuple(items) if type(val) is tuple else type(val)(items)
+        if isinstance(val, (set, frozenset)):
+            new = {v: sub(v, depth) for v in val}
+            changed = {v: n for v, n in new.items() if n is not v}
+            if not changed:
+                return val
+            if isinstance(val, frozenset):
+                return type(val)(new.values())
+            val.difference_update(changed)
+            val.update(changed.values())
+            undo.append(lambda: (val.difference_update(changed.values()), val.update(changed)))
+            return val
+        if isinstance(val, functools.partial):
+            func, args = sub(val.func, depth), [sub(a, depth) for a in val.args]
+            kw = {k: sub(v, depth) for k, v in val.keywords.items()}
+            if (func is val.func and all(n is v for n, v in zip(args, val.args))
+                    and all(kw[k] is v for k, v in val.keywords.items())):
+                return val
+            return functools.partial(func, *args, **kw)
+        if isinstance(val, (staticmethod, classmethod)):
+            func = sub(val.__func__, depth)
+            return val if func is val.__func__ else type(val)(func)
+        if isinstance(val, type):
+            if ours(val):
+                for k, v in list(vars(val).items()):
+                    new = sub(v, depth)
+                    if new is not v:
+                        set_attr(val, k, new, v, setattr)
+            return val
+        if ours(type(val)) and isinstance(getattr(val, "__dict__", None), dict):
+            for k, v in list(vars(val).items()):
+                new = sub(v, depth)
+                if new is not v:
+                    set_attr(val, k, new, v, object.__setattr__)
+        return val
+
     for mod in list(sys.modules.values()):
         d = getattr(mod, "__dict__", None)
         if not isinstance(d, dict):
             continue
-        ours = str(d.get("__name__", "")).startswith("circuitgen")
+        library = str(d.get("__name__", "")).startswith("circuitgen")
         for key, val in list(d.items()):
-            if val is original:
-                d[key] = wrapper
-                n += 1
-            elif ours and type(val) is dict:  # a registry of functions
-                for k, v in list(val.items()):
-                    if v is original:
-                        val[k] = wrapper
-                        n += 1
-    return n
+            if library:
+                new = sub(val, 0)
+            else:
+                new = hit(val)
+                count += new is not None
+                new = val if new is None else new
+            if new is not val:
+                set_item(d, key, new, val)
+    return count
+
+
+def _restore(undo: list) -> None:
+    """Undo what :func:`_rebind_all` did (newest first)."""
+    while undo:
+        undo.pop()()
 
 
 # -------------------------------------------------------------------------------------------
@@ -273,6 +478,7 @@ _STATE: dict = {"calls": 0, "changed": 0, "types": {}, "rebound": 0, "node": "<c
 _MAP: dict[str, set] = {}
 _NODES: dict[str, dict] = {}
 _WRAPPERS: list[tuple] = []
+_UNDO: list = []
 _CHANGEABLE: set[str] = set()
 _TYPES: dict[str, set] = {}
 
@@ -324,8 +530,7 @@ def _install() -> None:
         for t in targets():
             _mod, _name, fn = _resolve(t)
             _WRAPPERS.append((fn, _recording_wrapper(fn, t)))
-    for fn, wrapper in _WRAPPERS:
-        _STATE["rebound"] += _rebind(fn, wrapper)
+    _STATE["rebound"] += _rebind_all(_WRAPPERS, _UNDO)
 
 
 if os.environ.get(ENV_TARGET) or os.environ.get(ENV_MAP):
@@ -334,8 +539,11 @@ if os.environ.get(ENV_TARGET) or os.environ.get(ENV_MAP):
 
 def pytest_collection_finish(session):
     # Modules imported since (test modules) hold the wrapper already; this catches stragglers.
-    for fn, wrapper in _WRAPPERS:
-        _STATE["rebound"] += _rebind(fn, wrapper)
+    _STATE["rebound"] += _rebind_all(_WRAPPERS, _UNDO)
+
+
+def pytest_unconfigure(config):
+    _restore(_UNDO)  # the library as it was (for a process that goes on after pytest.main)
 
 
 def pytest_collectstart(collector):
@@ -492,7 +700,7 @@ def sweep(chosen: list[str], the_map: dict, fork: bool, timeout: float) -> list[
         import pytest  # noqa: F401
         import torch  # noqa: F401
 
-        for m in MODULES:
+        for m in MODULES + [c.split(":")[0] for c in CLASSES]:
             importlib.import_module(f"circuitgen.{m}")
         sys.path.insert(0, str(ROOT / "scripts"))
         os.chdir(ROOT)
@@ -572,7 +780,8 @@ def main() -> int:
         return 0
     chosen = [t for t in everything if t not in EXCLUDED]
     if args.names:
-        unknown = [n for n in args.names if n not in everything and n not in MODULES]
+        modules = MODULES + [c.split(":")[0] for c in CLASSES]
+        unknown = [n for n in args.names if n not in everything and n not in modules]
         if unknown:
             print(f"unknown module(s) or target(s) {unknown}; --list shows them", file=sys.stderr)
             return 2
