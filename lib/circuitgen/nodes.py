@@ -59,10 +59,10 @@ class Node:
 def parse_node(label: str) -> Node:
     """``"9.9@END"`` or ``"mlp5@S2"`` -> :class:`Node`; a clear error for anything else."""
     m = _LABEL.match(str(label).strip())
-    if m is None:
+    if m is None or m["role"] == "BOS":  # BOS is never a node (see above), in any task
         raise ValueError(f"bad node label {label!r}: write 'LAYER.HEAD@ROLE' (e.g. '9.9@END') or "
-                         f"'mlpLAYER@ROLE' (e.g. 'mlp5@S2'), ROLE a position of the task "
-                         f"(IOI: {', '.join(NODE_ROLES)}).")
+                         f"'mlpLAYER@ROLE' (e.g. 'mlp5@S2'), ROLE a position of the task or "
+                         f"'other', never BOS (IOI: {', '.join(NODE_ROLES)}).")
     if m["ml"] is not None:
         return Node(int(m["ml"]), None, m["role"])
     return Node(int(m["l"]), int(m["h"]), m["role"])
