@@ -151,3 +151,16 @@ def test_coefficient_forest_sorts_by_training_estimate_and_stars_replicating_ter
     assert np.allclose(held.get_ydata() - train.get_ydata(), 0.3)           # side by side per term
     assert [x.get_text() for x in ax.get_legend().get_texts()] == ["training", "held out"]
     plt.close(fig)
+
+
+def test_a_term_without_a_finite_interval_is_drawn_without_one():
+    """A separated logit term has no interval: no warning, no bar, and the finite ones intact."""
+    import warnings
+
+    fig, ax = plt.subplots()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bars = plots.interval(ax, [0.0, np.nan, -np.inf, 1.0], [1.0, 2.0, 3.0, 3.0], [0, 1, 2, 3], color="k")
+    segments = bars.lines[2][0].get_segments()
+    assert [tuple(map(tuple, s)) for s in segments] == [((0.0, 0.0), (1.0, 0.0)), ((1.0, 3.0), (3.0, 3.0))]
+    plt.close(fig)

@@ -143,10 +143,13 @@ def circuit_graph(ax, nodes: Sequence[N.Node], n_layers: int, *, title: str,
 def interval(ax, lo, hi, y, *, color, lw: float = 1.0, capsize: float = 3.0):
     """Horizontal intervals from ``lo`` to ``hi`` at heights ``y``, with caps. Drawn apart from
     the point estimate: a ratio of means (or a bootstrap with few clusters) can put the estimate
-    outside its percentile interval, which errorbar's +/- lengths cannot show."""
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    return ax.errorbar((lo + hi) / 2, y, xerr=(hi - lo) / 2, fmt="none", ecolor=color, lw=lw,
-                       capsize=capsize)
+    outside its percentile interval, which errorbar's +/- lengths cannot show. A row without a
+    finite interval (a separated logit term has none) is drawn without one."""
+    lo, hi, y = np.asarray(lo, float), np.asarray(hi, float), np.broadcast_to(np.asarray(y, float),
+                                                                             np.shape(lo))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    return ax.errorbar((lo[ok] + hi[ok]) / 2, y[ok], xerr=(hi[ok] - lo[ok]) / 2, fmt="none",
+                       ecolor=color, lw=lw, capsize=capsize)
 
 
 def coefficient_forest(ax, table: pd.DataFrame, *, title: str, xlabel: str, null: float = 0.0,
