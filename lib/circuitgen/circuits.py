@@ -532,7 +532,7 @@ def spec_from_dict(data: Any, source: str = "<memory>") -> CircuitSpec:
     )
 
 
-def spec_from_nodes(nodes: Iterable, model, task: str = "ioi", *,
+def spec_from_nodes(nodes: Iterable, model, task: str = DEFAULT_TASK, *,
                     classes: Mapping[str, Iterable] | None = None, provenance: Mapping | None = None,
                     ablation: Ablation | Mapping | None = None, description: str = "",
                     mlps: bool | None = None, source: str = "<nodes>") -> CircuitSpec:

@@ -44,7 +44,6 @@ from circuitgen.task import (
     ratio_of_means,
 )
 
-REQUIRED = ("prompt", "io", "s")  # the default task's (IOI's) columns; any task's: Task.required_columns
 MULTI_TOKEN_POLICY = (
     "refused: a name that is several tokens with a leading space has no single answer token, so "
     "its logit difference is undefined; the row is reported, never scored on a partial token"
@@ -55,11 +54,6 @@ def check_prompts(model, df: pd.DataFrame, task: str | Task | None = None) -> pd
     """Validate every row for ``task`` (default IOI); returns a table with ``status`` ('ok' or the
     reason) and the task's positions."""
     task = get_task(task)
-    if task.name == "ioi":
-        missing = [c for c in REQUIRED if c not in df.columns]
-        if missing:  # IOI's own wording: what io and s are
-            raise PromptError(f"the prompt table lacks column(s) {missing}; a prompt CSV needs the "
-                              f"columns {list(REQUIRED)} (io, s: the indirect object and subject names).")
     task.check_columns(df)
     n_ctx = model.cfg.n_ctx
     rows = []
@@ -293,8 +287,7 @@ def _metadata(model, spec, ablation: Ablation, means, out: pd.DataFrame, knockou
     if ablation.method == "mean" and means is not None:
         abl = means.describe() | {"label": ablation.label()}
     elif ablation.method == "resample":
-        abl = {"method": "resample", "reference": "each prompt's own ABC counterpart"
-               if task.name == "ioi" else f"each prompt's own {task.name} counterfactual"}
+        abl = {"method": "resample", "reference": f"each prompt's own {task.counterfactual_label}"}
     else:
         abl = {"method": ablation.method}
     return {

@@ -156,6 +156,7 @@ class Task:
     metric: str = "logit_diff"
     required_columns: tuple[str, ...] = ("prompt",)
     counterfactual_column: str = "cf_prompt"
+    counterfactual_label: str = "counterfactual"  # what a counterfactual is called in provenance
     group_columns: tuple[str, ...] = ()  # columns that group the mean reference, where present
     reference_source: str = "counterfactual prompts"  # what the mean reference averages over
     description: str = ""

@@ -17,7 +17,7 @@ import pandas as pd
 from circuitgen import ioi
 from circuitgen import reference as R
 from circuitgen.ablation import ReferenceBatch
-from circuitgen.task import Task, register, single_token
+from circuitgen.task import PromptError, Task, register, single_token
 
 
 class IOITask(Task):
@@ -26,11 +26,19 @@ class IOITask(Task):
     metric = "logit_diff"
     required_columns = ("prompt", "io", "s")
     counterfactual_column = "abc_prompt"
+    counterfactual_label = "ABC counterpart"
     group_columns = ("template", "order")  # or (condition, order): see circuitgen.reference
     description = "Indirect Object Identification (Wang et al. 2022): the answer is the IO name."
 
     def position_column(self, name: str) -> str:
         return ioi.POSITION_COLUMNS[name]
+
+    def check_columns(self, df: pd.DataFrame) -> None:
+        missing = [c for c in self.required_columns if c not in df.columns]
+        if missing:
+            raise PromptError(f"the prompt table lacks column(s) {missing}; a prompt CSV needs the "
+                              f"columns {list(self.required_columns)} (io, s: the indirect object and "
+                              "subject names).")
 
     def locate(self, tokenizer, row: Mapping[str, Any], idx: Any) -> dict[str, Any]:
         # Adversarial prompts (DoubleIO, S three times) say how often each name is meant to appear.
