@@ -1,8 +1,10 @@
-"""Week 14's expensive step outside the notebook: the week-13 circuits (each method's chosen
-circuit and top 5% of nodes) and the week-6 circuit scored on every variation family of weeks
-8-11, under mean and resample ablation. Writes the cached tables the chapter reads
-(data/scores/<model>-<family>-seed<seed>-circuits.csv for the reference model); a table whose
-inputs are unchanged is re-used.
+"""Week 14's expensive steps outside the notebook, through the same entry points as the chapter
+(circuitgen.generalise_report): the week-13 circuits (each method's chosen circuit and top 5% of
+nodes) and the week-6 circuit scored on every variation family of weeks 8-11, under mean and
+resample ablation (generalise_report.score_tables), and with --rediscover, EAP-IG re-run on
+every condition and its own circuits scored (generalise_report.rediscover). Writes the cached
+tables the chapter reads (data/scores/ and data/discovery/ for the reference model); a table
+whose inputs are unchanged is re-used.
 
     python scripts/week14.py                      # every family, seeds 0 and 1
     python scripts/week14.py --families domain --seeds 0
@@ -12,12 +14,8 @@ inputs are unchanged is re-used.
 from __future__ import annotations
 
 import argparse
-import pathlib
-import time
 
-from circuitgen import faithful, generalise, rediscovery, runtime
-from circuitgen import tables as T
-from circuitgen.paths import DATA_DIR
+from circuitgen import generalise, generalise_report, paths, rediscovery, runtime
 
 
 def main() -> int:
@@ -29,43 +27,25 @@ def main() -> int:
     p.add_argument("--output-dir", default=None, help="non-reference runs: where weeks 6 and 13 wrote")
     p.add_argument("--rediscover", action="store_true",
                    help="also re-discover the circuit per condition (EAP-IG) and score it")
+    p.add_argument("--n-rediscovery", type=int, default=rediscovery.N_PROMPTS,
+                   help="prompts per re-discovery run (the chapter's N_REDISCOVERY)")
     args = p.parse_args()
     model = runtime.start(args.model)
     circuits = generalise.circuits_under_test(model, args.output_dir)
     print("circuits:", ", ".join(f"{k} ({len(v)} nodes)" for k, v in circuits.items()), flush=True)
-    out = None if args.output_dir is None else f"{args.output_dir}/scores"
-    for seed in args.seeds:
-        for family in args.families:
-            t0 = time.perf_counter()
-            table = generalise.score_family(model, family, seed, circuits,
-                                            n_per_condition=args.n_per_condition, out_dir=out)
-            print(f"{family} seed {seed}: {table.df.prompt_id.nunique()} prompts, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+    generalise_report.score_tables(model, circuits, args.seeds, args.families,
+                                   n_per_condition=args.n_per_condition,
+                                   scores_dir=paths.output_dir(args.output_dir) / "scores", log=print,
+                                   progress=print_flushed)
     if args.rediscover:
-        rediscover(model, args.families, args.output_dir)
+        generalise_report.rediscover(model, circuits, args.families, n_prompts=args.n_rediscovery,
+                                     n_per_condition=args.n_per_condition, output_dir=args.output_dir,
+                                     log=print, progress=print_flushed)
     return 0
 
 
-def rediscover(model, families, output_dir=None) -> None:
-    """EAP-IG on the canonical 40-prompt subsets and on every condition (seed 2), then each
-    condition's own circuits scored on its seed-0 prompts beside the canonical ones."""
-    disc = None if output_dir is None else f"{output_dir}/discovery"
-    scores = None if output_dir is None else f"{output_dir}/scores"
-    name = model.circuitgen.model
-    rediscovery.discover_sets(model, rediscovery.canonical_subsets(model), "canonical40", out_dir=disc)
-    base = (DATA_DIR if output_dir is None else pathlib.Path(output_dir)) / "discovery"
-    reference = faithful.ranking(T.load_table(base / f"{name}-eap-ig-set1.csv").df)
-    under_test = generalise.circuits_under_test(model, output_dir)
-    # Without an in-band EAP-IG circuit (week 13 found none on this model) its top-k size stands in.
-    chosen = len(under_test.get("eap-ig") or next(v for k, v in under_test.items()
-                                                  if k.startswith("eap-ig top")))
-    for family in families:
-        t0 = time.perf_counter()
-        table = rediscovery.discover_sets(model, rediscovery.condition_sets(model, family),
-                                          f"{family}-seed{rediscovery.SEED}", out_dir=disc).df
-        rediscovery.own_circuit_scores(model, family, table, reference, out_dir=scores,
-                                       sizes=sorted({chosen, rediscovery.RULE_SIZE}))
-        print(f"re-discovery {family}: {time.perf_counter() - t0:.0f} s", flush=True)
+def print_flushed(line: str) -> None:
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

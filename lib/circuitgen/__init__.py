@@ -43,7 +43,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "tasks", "tasks.ioi")),
     ("discover", ("behaviour", "head_roles", "patching", "path_patching", "discovery", "eap",
                   "pruning", "discovery_methods", "faithful")),
-    ("generalise", ("sweeps", "sweep_report", "generalise", "heldout", "rediscovery", "predictors")),
+    ("generalise", ("sweeps", "sweep_report", "generalise", "heldout", "rediscovery", "predictors",
+                    "generalise_report")),
     ("entry", ("cli", "bench", "__main__")),
 )
 
