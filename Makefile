@@ -8,6 +8,9 @@ MODEL ?= smollm2-135m
 REFERENCE_MODEL := smollm2-135m
 # Extra papermill parameters for a non-reference run, e.g. PARAMS="N_PROMPTS=50 SEED=1"
 PARAMS ?=
+# The library tests spread over the cores (pytest-xdist; tests/conftest.py gives each worker its
+# share of torch threads). XDIST= runs them in one process, e.g. to debug one failure.
+XDIST ?= -n auto
 
 .PHONY: help setup book notebooks html test test-lib test-fast lint smoke browser bench mutants constant-subjects clean
 
@@ -57,7 +60,7 @@ browser:
 # Lint first: it takes a second and fails before the half-hour of tests. The smoke run (below)
 # comes after nbval: any chapter that fails on either tiny model fails the build.
 test: $(STAMP) lint browser
-	$(PY) -m pytest tests -q -m "not book"
+	$(PY) -m pytest tests -q -m "not book" $(XDIST)
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
 	    -p no:cacheprovider notebooks -q
 	$(PY) scripts/smoke.py --fresh
@@ -65,10 +68,10 @@ test: $(STAMP) lint browser
 	$(PY) -m pytest tests/book -q -m book
 
 test-lib: $(STAMP)
-	$(PY) -m pytest tests -q -m "not book"
+	$(PY) -m pytest tests -q -m "not book" $(XDIST)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -q -m "not book and not slow"
+	$(PY) -m pytest tests -q -m "not book and not slow" $(XDIST)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from circuitgen import load_model
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``make test-fast`` runs ``-n 2``) each worker gets its share of the
+    cores: two workers with two torch threads each on two cores would run slower than one."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session", autouse=True)
