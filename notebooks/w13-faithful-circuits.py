@@ -25,13 +25,13 @@
 # **EAP-IG** {cite}`hanna2024faith` (gradients, integrated between the ABC and the clean input),
 # **exact pruning** in the manner of ACDC {cite}`conmy2023acdc` (remove a node when removing it
 # barely moves the logit difference), and **path patching** {cite}`wang2022ioi` (from the logits
-# backwards). Each ranks the 1620 head nodes; a circuit of size *k* is a method's top *k*. Circuits
-# are scored on an evaluation set whose names the discovery never saw and with four templates it
-# never saw, as MIB {cite}`mueller2025mib` scores them: normalised faithfulness against size, and the
-# areas under that curve. The procedure and thresholds were fixed before any result was seen
-# (LAB_NOTEBOOK, 2026-11-26, "week 13 plan").
+# backwards). Each ranks the {glue:text}`w13_n_nodes:d` head nodes; a circuit of size *k* is a
+# method's top *k*. Circuits are scored on an evaluation set whose names the discovery never saw
+# and with four templates it never saw, as MIB {cite}`mueller2025mib` scores them: normalised
+# faithfulness against size, and the areas under that curve. The procedure and thresholds were
+# fixed before any result was seen (LAB_NOTEBOOK, 2026-11-26, "week 13 plan").
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 MODEL = "smollm2-135m"
 SEED = 0
 DEVICE = "cpu"
@@ -45,19 +45,44 @@ METHODS = ["eap-ig", "pruning", "path-patching"]
 SETS_PER_METHOD = {"eap-ig": 3, "pruning": 3, "path-patching": 3}
 STABILITY_FRACTIONS = [0.02, 0.05, 0.10]  # circuit sizes compared across discovery sets
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import pandas as pd
-from myst_nb import glue
 
-from circuitgen import circuits, curves, faithful, paths, plots, runtime, splits
-from circuitgen import nodes as N
+from circuitgen import faithful_report
 
-model = runtime.start(MODEL, SEED, DEVICE)
-n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-n_nodes = n_layers * n_heads * len(N.NODE_ROLES)
-out = paths.output_dir(OUTPUT_DIR) / "discovery"
-week6 = circuits.found_circuit(MODEL, None, OUTPUT_DIR)
+# the prompt sets, the discovery runs, the size curves, the chosen circuits (their specs written
+# for the chapters that follow) and the heads' roles; every expensive step reads its cache under
+# data/discovery/ while its inputs are unchanged (scripts/week13.py makes them)
+report = faithful_report.run(MODEL, SEED, DEVICE, OUTPUT_DIR, n_discovery=N_DISCOVERY, n_eval=N_EVAL,
+                             n_random=N_RANDOM, methods=METHODS, sets_per_method=SETS_PER_METHOD,
+                             stability_fractions=STABILITY_FRACTIONS)
+
+# %% tags=["remove-cell"]
+report.glue()
+
+# %% [markdown]
+# ## Faithfulness against size
+# Each method's top-*k* circuits at MIB's node fractions (0.1% to 100% of the
+# {glue:text}`w13_n_nodes:d` head nodes), scored on the {glue:text}`w13_n_eval:d` evaluation
+# prompts with every other (head, position) replaced by its mean over ABC prompts of the same
+# template and order (mean ablation) or by the prompt's own ABC counterpart (resample ablation).
+
+# %% tags=["hide-input"]
+report.size_curve_figure()
+plt.show()
+
+# %% [markdown]
+# *Normalised faithfulness of each method's top-k circuits against their size (a fraction of all
+# head nodes, log scale), under mean ablation (left) and resample ablation (right). Shaded: 95%
+# intervals resampling templates. Grey dots: random circuits of the same sizes. Star: the week-6
+# circuit. Green band: the target [0.85, 1.15].*
+#
+# MIB's summaries of each curve: CPR, the area under the normalised faithfulness (the whole model
+# scores 1), and CMD, the area between the curve and 1 (lower is better).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(report.areas_text())
 
 # %% [markdown]
 # ## The prompt sets
@@ -67,29 +92,23 @@ week6 = circuits.found_circuit(MODEL, None, OUTPUT_DIR)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-sets = splits.make_splits(model, N_DISCOVERY, N_EVAL)
-evaluation = sets.evaluation.df
-info = sets.describe()
-print(f"discovery: {info['n_discovery']} prompts, {info['n_discovery_names']} names; "
-      f"evaluation: {info['n_eval']} prompts, {info['n_eval_names']} other names, "
-      f"held-out templates {info['held_out_templates']} "
-      f"({int(evaluation.held_out_template.sum())} prompts)")
+print(report.split_line())
 
 # %% [markdown]
 # ## Discovery, three methods on three sets
 # Each run is stored under `data/discovery/` with a fingerprint of its inputs (prompts, model,
 # parameters, code version) and re-used only while they are unchanged; `scripts/week13.py` runs
-# the same steps outside the notebook. The parameters are `faithful.MethodConfig`'s.
+# the same steps outside the notebook (`circuitgen.faithful_report`). The parameters are
+# `faithful.MethodConfig`'s. Which stored tables this run re-used:
+
+# %% tags=["hide-output"]
+print("\n".join(report.cache_log))
+
+# %% [markdown]
+# How long each discovery run took when it was computed, in seconds on 2 CPU cores:
 
 # %%
-config = faithful.MethodConfig()
-runs = {(m, f"set{i}"): faithful.discover(model, d.df, m, f"set{i}", config=config, out_dir=out)
-        for m in METHODS for i, d in enumerate(sets.discovery[: SETS_PER_METHOD[m]], start=1)}
-rankings = {key: faithful.ranking(run.df) for key, run in runs.items()}
-cost = pd.DataFrame([{"method": m, "set": s, "prompts": r.meta["n_prompts"],
-                      "seconds": r.meta.get("seconds")} for (m, s), r in runs.items()])
-print("discovery time, seconds (2 CPU cores):")
-print(cost.pivot(index="method", columns="set", values="seconds").to_string())
+report.cost()
 
 # %% [markdown]
 # Exact pruning removes a node when the logit difference moves by less than its threshold τ (1% of
@@ -98,58 +117,14 @@ print(cost.pivot(index="method", columns="set", values="seconds").to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-drift = pd.DataFrame([{"set": s, "tau": r.df.tau.iloc[0], "full model": r.df.full_metric.iloc[0],
-                       "pruned": r.df.final_metric.iloc[0], "nodes kept": int(r.df.n_kept.iloc[0])}
-                      for (m, s), r in runs.items() if m == "pruning"])
-print(drift.round(3).to_string(index=False))
+print(report.drift_text())
 
 # %% [markdown]
 # The ten highest-ranked head nodes of each method on the first discovery set:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-top = pd.DataFrame({m: [n.label for n in rankings[(m, "set1")][:10]] for m in METHODS})
-print(top.to_string())
-
-# %% [markdown]
-# ## Faithfulness against size
-# Each method's top-*k* circuits at MIB's node fractions (0.1% to 100% of the 1620 head nodes),
-# scored on the evaluation prompts with every other (head, position) replaced by its mean over
-# ABC prompts of the same template and order (mean ablation) or by the prompt's own ABC
-# counterpart (resample ablation). Shaded: 95% intervals resampling templates. Grey: random
-# circuits of the same sizes. Star: the week-6 circuit.
-
-# %%
-rank1 = {m: rankings[(m, "set1")] for m in METHODS}
-curve = faithful.size_curves(model, evaluation, rank1, n_random=N_RANDOM,
-                             extra={"week 6": week6.nodes()}, out_dir=out).df
-summary = pd.concat([curves.with_intervals(g, curves.summarise(g, by=["circuit", "family", "k"]))
-                     .assign(ablation=a) for a, g in curve.groupby("ablation", sort=False)],
-                    ignore_index=True)
-
-# %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
-for ax, abl in zip(axes, ["mean", "resample"]):
-    s = summary[summary.ablation == abl]
-    plots.size_curve(ax, s[s.family.isin(METHODS)], n_nodes=n_nodes,
-                     random=s[s.family.str.startswith("random")], points=s[s.family == "week 6"],
-                     title=f"{abl} ablation, {len(evaluation)} held-out prompts ({MODEL})")
-plt.tight_layout()
-plt.show()
-
-# %% [markdown]
-# MIB's summaries of each curve: CPR, the area under the normalised faithfulness (the whole model
-# scores 1), and CMD, the area between the curve and 1 (lower is better).
-
-# %%
-# NBVAL_CHECK_OUTPUT
-areas = []
-for (abl, fam), g in summary[summary.family.isin(METHODS)].groupby(["ablation", "family"]):
-    g = g.sort_values("k")
-    areas.append({"ablation": abl, "method": fam,
-                  **curves.area_summaries(g.k / n_nodes, g.normalised)})
-areas = pd.DataFrame(areas).pivot(index="method", columns="ablation")
-print(areas.round(2).to_string())
+print(report.top_text())
 
 # %% [markdown]
 # ## The smallest faithful circuit per method
@@ -158,102 +133,38 @@ print(areas.round(2).to_string())
 # size before it; since a curve need not rise monotonically this is the smallest size *found*.
 
 # %%
-found = faithful.smallest(model, evaluation, rank1, curve, out_dir=out).df
-chosen = {r.method: rank1[r.method][: int(r.k)] for r in found.itertuples() if pd.notna(r.k)}
-scored = faithful.circuit_scores(model, evaluation, {**chosen, "week 6": week6.nodes()},
-                                 "chosen-circuits", out_dir=out).df
-best = pd.concat([curves.with_intervals(g, curves.summarise(g)).assign(ablation=a)
-                  for a, g in scored.groupby("ablation", sort=False)], ignore_index=True)
-
-# %%
 # NBVAL_CHECK_OUTPUT
-table = found.set_index("method")[["k"]].copy()
-table["fraction"] = table.k / n_nodes
-table["heads"] = [len(N.heads_of(chosen[m])) if m in chosen else pd.NA for m in table.index]
-for abl in ("mean", "resample"):
-    b = best[best.ablation == abl].set_index("circuit")
-    for col, name in (("normalised", abl), ("normalised_lo", f"{abl} lo"), ("normalised_hi", f"{abl} hi")):
-        table[name] = table.index.map(b[col])
-print(table.round(3).to_string())
-w6 = best[best.circuit == "week 6"].set_index("ablation")
-print(f"week-6 circuit ({len(week6.nodes())} nodes, {len(week6.heads())} heads): normalised "
-      f"{w6.loc['mean', 'normalised']:.2f} (95% CI {w6.loc['mean', 'normalised_lo']:.2f} to "
-      f"{w6.loc['mean', 'normalised_hi']:.2f}) under mean ablation")
+print(report.chosen_text())
 
 # %% [markdown]
 # ### Templates the discovery never saw
 # The same circuits on the evaluation prompts split by whether their template was among the
-# discovery templates. (Eight prompts per template: four held-out templates are 32 prompts, so
-# these intervals are wide.)
+# discovery templates (the {glue:text}`w13_n_held_out:d` prompts of the four held-out templates
+# make these intervals wide).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-rows = []
-for (abl, circ, held), g in scored.groupby(["ablation", "circuit", "held_out_template"]):
-    s = curves.with_intervals(g, curves.summarise(g)).iloc[0]
-    rows.append({"ablation": abl, "circuit": circ, "templates": "held out" if held else "seen",
-                 "n": int(s.n_prompts), "normalised": s.normalised, "lo": s.normalised_lo,
-                 "hi": s.normalised_hi})
-by_template = pd.DataFrame(rows)
-print(by_template[by_template.ablation == "mean"].drop(columns="ablation").round(2).to_string(index=False))
+print(report.by_template_text())
 
 # %% [markdown]
 # ## The circuits, drawn
-# Each dot is a head at a role position (layer upwards, the prompt's positions left to right);
-# its size shows the method's score. Labelled: the strongest heads. Top row: the chosen (smallest
-# in-band) circuits and the week-6 circuit; bottom row: each method's top {glue:text}`w13_mid_k:d`
-# nodes (5% of all head nodes), where the methods' choices can be compared at one size.
-
-# %%
-mid = curves.counts_for(n_nodes)[5]  # the 5% grid size
-score_of = {m: dict(zip(runs[(m, "set1")].df.node, runs[(m, "set1")].df.score)) for m in METHODS}
-at_mid = {m: rank1[m][:mid] for m in METHODS}
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(2, len(METHODS) + 1, figsize=(4.2 * (len(METHODS) + 1), 11), sharey=True)
-for ax, m in zip(axes[0], METHODS):
-    if m in chosen:
-        plots.circuit_graph(ax, chosen[m], n_layers, weights=score_of[m],
-                            title=f"{m}, chosen: {len(chosen[m])} nodes, {len(N.heads_of(chosen[m]))} heads")
-    else:
-        ax.set_title(f"{m}: no circuit in the band")
-        ax.axis("off")
-plots.circuit_graph(axes[0, -1], week6.nodes(), n_layers,
-                    title=f"week 6: {len(week6.nodes())} nodes, {len(week6.heads())} heads")
-for ax, m in zip(axes[1], METHODS):
-    plots.circuit_graph(ax, at_mid[m], n_layers, weights=score_of[m],
-                        title=f"{m}, top {mid}: {len(N.heads_of(at_mid[m]))} heads")
-axes[1, -1].axis("off")
-fig.suptitle(f"Circuits as (role position, layer) graphs ({MODEL}, discovery set 1)")
-plt.tight_layout()
+report.circuits_figure()
 plt.show()
 
 # %% [markdown]
+# *Each dot is a head at a role position (layer upwards, the prompt's positions left to right);
+# its size shows the method's score on discovery set 1. Labelled: the strongest heads. Top row:
+# the chosen (smallest in-band) circuits and the week-6 circuit; bottom row: each method's top
+# {glue:text}`w13_mid_k:d` nodes (5% of all head nodes), where the methods' choices can be
+# compared at one size.*
+#
 # The chosen circuits are written as circuit specs (per-head positions, provenance) for the
 # chapters that follow; the reference run writes them to `data/circuits/`.
 
 # %%
-written = []
-for m, circ in chosen.items():
-    row = found.set_index("method").loc[m]
-    params = config.for_method(m)
-    # the circuit is the method's top k: its threshold is the |score| of the k-th node unless the
-    # method has a threshold of its own (pruning's relative τ, path patching's effect threshold)
-    kth = abs(score_of[m][circ[-1].label])
-    spec = circuits.spec_from_nodes(
-        circ, MODEL, description=f"smallest top-k {m} circuit with normalised faithfulness in "
-        f"{list(curves.TARGET_BAND)} on the week-13 evaluation set (mean ablation)",
-        provenance={"method": m, "threshold": float(params.get("threshold", kth)),
-                    "parameters": params, "discovery_set": "set1",
-                    "n_prompts": int(params.get("n_prompts", N_DISCOVERY)), "date": "2026-11-26",
-                    "k": int(row.k), "selection": "top k of the method's ranking",
-                    "found_by": "notebooks/w13-faithful-circuits"})
-    path = circuits.spec_file(MODEL, m, OUTPUT_DIR)
-    spec.to_yaml(path)
-    # nodes() lists roles in ROLES order (node_key), not alphabetically as Node's own ordering does
-    assert circuits.load_circuit(path).nodes() == sorted(circ, key=circuits.node_key)
-    written.append(path.name)
-print("written:", written or "none (no method reached the target band)")
+print(report.written_line())
 
 # %% [markdown]
 # ## Do the methods agree?
@@ -262,9 +173,7 @@ print("written:", written or "none (no method reached the target band)")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-sizes = [int(f * n_nodes) for f in STABILITY_FRACTIONS]
-across = faithful.stability({("methods", m): rankings[(m, "set1")] for m in METHODS}, sizes)
-print(across.pivot(index="pair", columns="k", values=["jaccard", "head_jaccard"]).round(2).to_string())
+print(report.across_text())
 
 # %% [markdown]
 # ## Stability: the same method on disjoint discovery sets
@@ -273,13 +182,7 @@ print(across.pivot(index="pair", columns="k", values=["jaccard", "head_jaccard"]
 
 # %%
 # NBVAL_CHECK_OUTPUT
-multi = {key: r for key, r in rankings.items() if SETS_PER_METHOD[key[0]] > 1}
-stab = faithful.stability(multi, sizes)
-if len(stab):
-    print(stab.groupby(["method", "k"])[["jaccard", "head_jaccard"]].agg(["mean", "min", "max"])
-          .round(2).to_string())
-else:
-    print("no method ran on more than one discovery set")
+print(report.stability_text())
 
 # %% [markdown]
 # How often each node is chosen (top {glue:text}`w13_stab_k:d` nodes of each set), and the heads
@@ -287,126 +190,29 @@ else:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-k_stab = sizes[1]
-freq = (faithful.selection_frequency(multi, k_stab) if multi
-        else pd.DataFrame(columns=["method", "node", "n_sets"]))
-for m in sorted(set(freq.method)):
-    n_sets = SETS_PER_METHOD[m]
-    nodes_all = freq[(freq.method == m) & (freq.n_sets == n_sets)].node.tolist()
-    heads_all = sorted({n.split("@")[0] for n in nodes_all}, key=lambda h: tuple(map(int, h.split("."))))
-    print(f"{m}: {len(nodes_all)} of {k_stab} nodes chosen on all {n_sets} sets; "
-          f"their heads: {', '.join(heads_all)}")
-
-# %%
-glue("w13_stab_k", k_stab, display=False)
+print(report.frequency_text())
 
 # %% [markdown]
 # ## What the heads in these circuits do
 # The heads of the chosen circuits, of each method's top {glue:text}`w13_mid_k:d` nodes and of the
 # week-6 circuit. Path patching says that a head matters; what it *does* is measured directly
-# (`circuitgen.head_roles`, on the first 48 evaluation prompts): its attention signatures (mean
-# attention from one role position to another) and the OV copy score of Wang et al.
-# {cite}`wang2022ioi` (does the head's OV circuit, fed a name's residual after the first MLP,
-# put that name in its top 5 logits). The role is read off these by a rule fixed in advance
-# (`head_roles.functional_role`; a head whose strongest signature is below
+# (`circuitgen.head_roles`, on the first {glue:text}`w13_n_probe:d` evaluation prompts): its
+# attention signatures (mean attention from one role position to another) and the OV copy score
+# of Wang et al. {cite}`wang2022ioi` (does the head's OV circuit, fed a name's residual after the
+# first MLP, put that name in its top 5 logits). The role is read off these by a rule fixed in
+# advance (`head_roles.functional_role`; a head whose strongest signature is below
 # {glue:text}`w13_min_attention:.2f` is left "unclassified").
 
 # %%
-from circuitgen import batch as B
-from circuitgen import head_roles
-
-MIN_ATTENTION = 0.2  # fixed with the rule: weaker than this, no attention signature is a role
-probe = B.encode(model, evaluation.head(48))
-all_heads = sorted({h for circ in [*at_mid.values(), *chosen.values()] for h in N.heads_of(circ)}
-                   | set(week6.heads()))
-roles = head_roles.head_roles(model, probe, all_heads)
-sig_cols = list(head_roles.SIGNATURES)
-roles.loc[roles[sig_cols].max(axis=1) < MIN_ATTENTION, "role"] = "unclassified"
-glue("w13_min_attention", MIN_ATTENTION, display=False)
-
-# %%
 # NBVAL_CHECK_OUTPUT
-members = {f"{m} top {mid}": {f"{l}.{h}" for l, h in N.heads_of(c)} for m, c in at_mid.items()}
-members["week 6"] = {f"{l}.{h}" for l, h in week6.heads()}
-role_counts = pd.DataFrame({m: roles.loc[sorted(hs)].role.value_counts() for m, hs in members.items()})
-print(role_counts.fillna(0).astype(int).to_string())
-shared = set.intersection(*(members[f"{m} top {mid}"] for m in METHODS))
-print("heads in every method's circuit:",
-      ", ".join(f"{h} ({roles.loc[h, 'role']})"
-                for h in sorted(shared, key=lambda h: tuple(map(int, h.split("."))))) or "none")
-for m, circ in chosen.items():
-    print(f"{m}, chosen circuit:",
-          ", ".join(f"{n.label} ({roles.loc[f'{n.layer}.{n.head}', 'role']})" for n in circ))
+print(report.roles_text())
 
 # %% [markdown]
 # The measurements behind the roles, for the heads of the chosen circuits (strongest first in the
 # first method's ranking):
 
 # %%
-chosen_heads = list(dict.fromkeys(f"{n.layer}.{n.head}" for circ in chosen.values() for n in circ))
-roles.loc[chosen_heads].round(2)
-
-# %%
-# Numbers for the prose below and for the book's introduction.
-def key(m: str) -> str:
-    return m.replace("-", "_").replace(" ", "_")
-
-
-glue("w13_n_eval", len(evaluation), display=False)
-glue("w13_n_held_out", int(evaluation.held_out_template.sum()), display=False)
-glue("w13_n_nodes", n_nodes, display=False)
-for m in METHODS:
-    row = table.loc[m]
-    glue(f"w13_{key(m)}_k", "none" if pd.isna(row.k) else f"{int(row.k)}", display=False)
-    glue(f"w13_{key(m)}_pct", "–" if pd.isna(row.k) else f"{100 * row.k / n_nodes:.1f}%", display=False)
-    glue(f"w13_{key(m)}_heads", "–" if pd.isna(row.k) else f"{int(row.heads)}", display=False)
-    for col in ("mean", "mean lo", "mean hi", "resample", "resample lo", "resample hi"):
-        v = row.get(col, float("nan"))
-        glue(f"w13_{key(m)}_{key(col)}", "–" if pd.isna(v) else f"{v:.2f}", display=False)
-    for abl in ("mean", "resample"):
-        for area in ("CPR", "CMD"):
-            glue(f"w13_{key(m)}_{abl}_{area}", float(areas.loc[m, (area, abl)]), display=False)
-for col in ("normalised", "normalised_lo", "normalised_hi"):
-    glue(f"w13_week6_{col}", float(w6.loc["mean", col]), display=False)
-glue("w13_week6_nodes", len(week6.nodes()), display=False)
-rand_mid = summary[(summary.ablation == "mean") & summary.family.str.startswith("random")
-                   & (summary.k == mid)]
-glue("w13_mid_k", mid, display=False)
-glue("w13_random_mid", float(rand_mid.normalised.max()), display=False)
-for m in METHODS:
-    at = summary[(summary.ablation == "mean") & (summary.family == m) & (summary.k == mid)]
-    glue(f"w13_{key(m)}_mid", float(at.normalised.iloc[0]), display=False)
-top_node = rank1[METHODS[0]][0]
-top_head = f"{top_node.layer}.{top_node.head}"
-glue("w13_top_node", top_node.label, display=False)
-for col in ("END->S2", "END->IO", "copy_score", "neg_copy_score"):
-    glue(f"w13_top_{key(col.replace('->', '_to_'))}", float(roles.loc[top_head, col]), display=False)
-second = rank1[METHODS[0]][1]
-second_head = f"{second.layer}.{second.head}"
-glue("w13_second_node", second.label, display=False)
-glue("w13_second_max_attention", float(roles.loc[second_head, sig_cols].max()), display=False)
-glue("w13_n_shared_heads", len(shared), display=False)
-for r in by_template[by_template.ablation == "mean"].itertuples():
-    tag = f"w13_{key(r.circuit)}_{'heldout' if r.templates == 'held out' else 'seen'}"
-    for suffix, v in (("", r.normalised), ("_lo", r.lo), ("_hi", r.hi)):
-        glue(tag + suffix, float(v), display=False)
-dip_k = curves.counts_for(n_nodes)[2]  # the 0.5% grid size
-glue("w13_dip_k", dip_k, display=False)
-for m in METHODS:
-    on_curve = summary[(summary.ablation == "mean") & (summary.family == m)]
-    glue(f"w13_{key(m)}_dip", float(on_curve[on_curve.k == dip_k].normalised.iloc[0]), display=False)
-    glue(f"w13_{key(m)}_peak", float(on_curve.normalised.max()), display=False)
-reached = table.dropna(subset=["k"])
-glue("w13_n_reached", len(reached), display=False)
-glue("w13_n_lo_below", int((reached["mean lo"] < curves.TARGET_BAND[0]).sum()), display=False)
-glue("w13_n_resample_in_band", int(reached["resample"].between(*curves.TARGET_BAND).sum()), display=False)
-glue("w13_reached", ", ".join(m for m in METHODS if m in chosen) or "none", display=False)
-glue("w13_across_mid", float(across[across.k == mid].jaccard.mean()), display=False)
-if len(stab):
-    for m in sorted(set(stab.method)):
-        glue(f"w13_stab_{key(m)}_mid", float(stab[(stab.method == m) & (stab.k == mid)].jaccard.mean()),
-             display=False)
-
+report.chosen_roles()
 
 # %% [markdown]
 # ## What we found
@@ -463,9 +269,9 @@ if len(stab):
 #   different methods share a mean Jaccard of {glue:text}`w13_across_mid:.2f` of their nodes; the
 #   same method on two disjoint discovery sets shares {glue:text}`w13_stab_eap_ig_mid:.2f`
 #   (EAP-IG), {glue:text}`w13_stab_path_patching_mid:.2f` (path patching) and
-#   {glue:text}`w13_stab_pruning_mid:.2f` (exact pruning, which sees only the first 40 prompts of
-#   each set). {glue:text}`w13_n_shared_heads:d` heads are in every
-#   method's top {glue:text}`w13_mid_k:d`.
+#   {glue:text}`w13_stab_pruning_mid:.2f` (exact pruning, which sees only the first
+#   {glue:text}`w13_prune_prompts:d` prompts of each set). {glue:text}`w13_n_shared_heads:d` heads
+#   are in every method's top {glue:text}`w13_mid_k:d`.
 # - **How SmolLM2 does IOI is not GPT-2's story.** The strongest node, {glue:text}`w13_top_node:s`,
 #   attends from END to S2 (weight {glue:text}`w13_top_END_to_S2:.2f`) and its OV circuit writes
 #   *against* the name it attends (negative copy score {glue:text}`w13_top_neg_copy_score:.2f`,
@@ -482,7 +288,7 @@ if len(stab):
 # (head, position), not edges; mean ablation keeps what is shared by prompts of one template and
 # order (positions and the template's words), which may be what lets a late head find S2 without
 # the heads upstream (a hypothesis, not tested here); exact pruning is the coarser two-stage search
-# on 40 prompts; one model. Weeks 8-12 measured how a circuit that was never faithful
-# (the week-6 circuit above) generalises; the next chapters ask it again of these circuits, under
-# both ablations.
+# on {glue:text}`w13_prune_prompts:d` prompts; one model. Weeks 8-12 measured how a circuit that was
+# never faithful (the week-6 circuit above) generalises; the next chapters ask it again of these
+# circuits, under both ablations.
 

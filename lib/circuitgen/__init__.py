@@ -43,7 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "tasks", "tasks.ioi", "tasks.common", "tasks.words", "tasks.greater_than",
                "tasks.agreement", "tasks.capitals", "tasks.pronouns")),
     ("discover", ("behaviour", "head_roles", "patching", "path_patching", "discovery", "eap",
-                  "pruning", "discovery_methods", "faithful")),
+                  "pruning", "discovery_methods", "faithful", "faithful_report")),
     ("generalise", ("sweeps", "sweep_report", "generalise", "heldout", "rediscovery", "predictors",
                     "generalise_report")),
     ("entry", ("cli", "bench", "__main__")),
