@@ -319,6 +319,29 @@ MUTANTS: list[Mutant] = [
            "tasks/pronouns.py", "rng.sample(pools[OTHER[gender]],", "rng.sample(pools[gender],",
            ("tests/test_tasks_four.py::test_counterfactuals_of_hand_written_rows",)),
 
+    # Verdicts by equivalence (issue 23 item 3)
+    Mutant("tost_min_not_max", "TOST's p is the smaller one-sided p, not the larger", "stats.py",
+           "max(p_low_side, p_high_side)", "min(p_low_side, p_high_side)",
+           ("tests/test_equivalence.py",)),
+    Mutant("below_above_swapped", "the tests for lying below and above the band swapped", "stats.py",
+           "                       p_below, p_above, se,", "                       p_above, p_below, se,",
+           ("tests/test_equivalence.py",)),
+    Mutant("equivalence_iid", "equivalence resamples prompts, not templates", "stats.py",
+           "        return Equivalence(est, nan, nan, nan, nan, nan, nan, nan, k, nan)\n",
+           "        return Equivalence(est, nan, nan, nan, nan, nan, nan, nan, k, nan)\n"
+           "    codes = np.arange(codes.size)\n",
+           ("tests/test_equivalence.py",)),
+    Mutant("tost_power_two_sided_z", "power with the two-sided critical value", "stats.py",
+           "    z = sps.norm.ppf(1 - alpha)\n", "    z = sps.norm.ppf(1 - alpha / 2)\n",
+           ("tests/test_equivalence.py",)),
+    Mutant("verdict_on_raw_p", "the equivalence verdict reads raw p-values, not BH q-values",
+           "equivalence.py", "for a, b, c in zip(t.q_equiv, t.q_below, t.q_above)]",
+           "for a, b, c in zip(t.p_equiv, t.p_below, t.p_above)]",
+           ("tests/test_equivalence.py",)),
+    Mutant("equivalence_mean_of_ratios", "the normalised faithfulness as a mean of per-prompt ratios",
+           "equivalence.py", "    return st.cluster_equivalence((num, den),",
+           "    return st.cluster_equivalence(num / den,",
+           ("tests/test_equivalence.py",)),
 ]
 
 

@@ -18,6 +18,10 @@ for 20/20 correct and treated prompts of one template as independent):
   groups and returns the difference, its interval and a two-sided bootstrap p-value. With few
   clusters (fewer than about 10) any cluster bootstrap is rough: its interval reflects only the
   clusters seen, and tends to be too narrow rather than too wide.
+- **Equivalence** ("the circuit still does the work" is a claim of *no* large difference, which
+  a point estimate in a band does not show): :func:`cluster_equivalence` runs two one-sided tests
+  (TOST) against the band on the cluster-bootstrap replicates, with the tests for lying below and
+  above the band, and the power the condition's spread gives; :func:`tost_power` is that power.
 - **Many contrasts**: :func:`benjamini_hochberg` controls the false discovery rate across a family
   of tests (e.g. every condition against the reference, for one statistic).
 
@@ -377,8 +381,99 @@ def benjamini_hochberg(pvalues, alpha: float = 0.05) -> tuple[np.ndarray, np.nda
     return reject, q
 
 
+# --------------------------------------------------------------------------------------------
+# Equivalence to a band
+
+
+class Equivalence(NamedTuple):
+    """Where a statistic lies relative to a band ``[lo, hi]``, with three one-sided tests.
+
+    ``lo90``/``hi90``: the ``1 - 2 alpha`` percentile interval (inside the band exactly when TOST
+    rejects at ``alpha``, up to the +1 in the p-values). ``p_equiv``: TOST's p-value, the larger
+    of the two one-sided p-values (H0: below ``lo`` or above ``hi``). ``p_below``: H0 the
+    statistic is at least ``lo`` (small: it lies below the band). ``p_above``: H0 at most ``hi``.
+    ``se``: the bootstrap standard error; ``power``: :func:`tost_power` at ``power_at`` with that
+    ``se``; ``clusters_for_80``: how many clusters that power needs to reach 0.8 (``se`` taken to
+    shrink as one over the square root of the clusters), NaN when it cannot be estimated."""
+
+    estimate: float
+    lo90: float
+    hi90: float
+    p_equiv: float
+    p_below: float
+    p_above: float
+    se: float
+    power: float
+    n_clusters: int
+    clusters_for_80: float
+
+
+def tost_power(se: float, band: tuple[float, float], true_value: float = 1.0,
+               alpha: float = 0.05) -> float:
+    """Power of two one-sided z-tests at ``alpha`` to show ``true_value`` lies in ``band`` when the
+    estimate's standard error is ``se``: P(both reject) = max(0, Phi((hi - t)/se - z) +
+    Phi((t - lo)/se - z) - 1), z the one-sided critical value (the normal approximation the
+    bootstrap test relies on too). 0 when ``true_value`` is outside the band."""
+    lo, hi = band
+    if not (np.isfinite(se) and se > 0):
+        return float("nan")
+    if not lo < true_value < hi:
+        return 0.0
+    z = sps.norm.ppf(1 - alpha)
+    return float(max(0.0, sps.norm.cdf((hi - true_value) / se - z)
+                     + sps.norm.cdf((true_value - lo) / se - z) - 1))
+
+
+def _se_for_power(band: tuple[float, float], true_value: float, alpha: float, power: float) -> float:
+    """The standard error at which :func:`tost_power` equals ``power`` (bisection: it falls as the
+    error grows)."""
+    a, b = 1e-9, float(band[1] - band[0]) * 10
+    for _ in range(200):
+        m = (a + b) / 2
+        a, b = (m, b) if tost_power(m, band, true_value, alpha) > power else (a, m)
+    return (a + b) / 2
+
+
+def cluster_equivalence(data, cluster, band: tuple[float, float], statistic: str | Callable | None = None,
+                        *, columns: str | Sequence[str] | None = None, alpha: float = 0.05,
+                        power_at: float = 1.0, n_resamples: int = N_RESAMPLES,
+                        seed: int = 0) -> Equivalence:
+    """Is the statistic (a mean, or a ratio of means such as the normalised faithfulness) shown to
+    lie inside ``band``, shown to lie below or above it, or neither? Tested on the replicates of
+    :func:`cluster_bootstrap_ci`'s resampling (whole clusters; same seed, same replicates), each
+    one-sided p-value ``(#replicates on the null's side + 1) / (B + 1)``.
+
+    Why a test and not the estimate: a point estimate inside the band with an interval reaching
+    out of it has not shown that the circuit does the work, only failed to show that it does not.
+    Fewer than two clusters: every p-value NaN (between-cluster spread cannot be seen)."""
+    _check_confidence(1 - 2 * alpha)
+    lo, hi = band
+    if not lo < hi:
+        raise ValueError(f"the band must be (low, high) with low < high, not {band!r}.")
+    arrays, codes = _as_arrays(data, cluster, columns)
+    statistic = _statistic_name(statistic, len(arrays))
+    est = _estimate(arrays, statistic)
+    k = int(codes.max()) + 1
+    if k < 2:
+        nan = float("nan")
+        return Equivalence(est, nan, nan, nan, nan, nan, nan, nan, k, nan)
+    boot = _cluster_replicates(arrays, codes, statistic, np.random.default_rng(seed), n_resamples)
+    boot = boot[np.isfinite(boot)]
+    b = boot.size
+    p_low_side = float(((boot <= lo).sum() + 1) / (b + 1))  # H0: at most lo
+    p_high_side = float(((boot >= hi).sum() + 1) / (b + 1))  # H0: at least hi
+    p_below = float(((boot >= lo).sum() + 1) / (b + 1))  # H0: at least lo
+    p_above = float(((boot <= hi).sum() + 1) / (b + 1))  # H0: at most hi
+    se = float(boot.std(ddof=1)) if b > 1 else float("nan")
+    target = _se_for_power(band, power_at, alpha, 0.8) if lo < power_at < hi else float("nan")
+    needed = float(k * (se / target) ** 2) if np.isfinite(target) and se > 0 else float("nan")
+    return Equivalence(est, *_percentile(boot, 1 - 2 * alpha), max(p_low_side, p_high_side),
+                       p_below, p_above, se, tost_power(se, band, power_at, alpha), k, needed)
+
+
 __all__ = [
     "N_RESAMPLES", "STATISTICS", "Interval", "Contrast", "clopper_pearson", "wilson", "newcombe_diff",
     "fisher_exact_p", "proportion_contrast", "bootstrap_mean_ci", "ratio_of_means_ci",
     "cluster_bootstrap_ci", "bootstrap_p_value", "cluster_bootstrap_diff", "benjamini_hochberg",
+    "Equivalence", "tost_power", "cluster_equivalence",
 ]
