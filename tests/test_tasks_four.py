@@ -5,6 +5,8 @@ logits with torch (softmax for greater-than), counterfactuals compared token by 
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -413,3 +415,50 @@ def test_smollm2_does_the_task(smollm2, task):
     print(f"{task}: accuracy {accuracy:.3f}, mean {get_task(task).metric} {mean:.3f} (n=40)")
     min_acc, min_mean = FLOORS[task]
     assert accuracy >= min_acc and mean >= min_mean
+
+
+# --------------------------------------------------------------------------------------------
+# The command line: generate a task's prompts, then score them
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_cli_prompts_then_score(tmp_path, capsys, tiny_llama, task):
+    """`circuitgen prompts --task T` writes a CSV (+ .meta.json with the refused words) that
+    `circuitgen score --task T` scores; the model metric in the scores equals the hand metric."""
+    from circuitgen import cli
+
+    prompts, scores = tmp_path / "p.csv", tmp_path / "s.csv"
+    assert cli.main(["prompts", "--task", task, "--model", "tiny-llama", "--n", "12", "--seed", "2",
+                     "--out", str(prompts)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote 12 {task} prompts" in out and "refused (not one token" in out
+    meta = json.loads(prompts.with_name("p.meta.json").read_text())
+    assert meta["task"] == task and meta["seed"] == 2 and meta["tokenizer"] == "tiny-llama"
+    df = pd.read_csv(prompts, keep_default_na=False)
+    assert len(df) == 12 and set(get_task(task).required_columns) <= set(df.columns)
+    assert (df.prompt == get_task(task).generate(tiny_llama.tokenizer, n=12, seed=2).prompt).all()
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"model: tiny-llama\ntask: {task}\nclasses:\n  r: {{heads: ['1.0'], positions: [END]}}\n")
+    args = ["score", "--model", "tiny-llama", "--task", task, "--circuit", str(spec), "--prompts",
+            str(prompts), "--out", str(scores), "--no-progress", "--ablation", "resample"]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    scored = pd.read_csv(scores)
+    want = [_hand_metric(tiny_llama, task, r) for r in df.to_dict("records")]
+    assert scored.logit_diff.to_numpy() == pytest.approx(want, abs=1e-6 if task == "greater_than" else 1e-4)
+    assert json.loads(scores.with_name("s.meta.json").read_text())["task"] == task
+    # mean ablation groups the counterfactuals by template: 12 prompts are too few, said in one line
+    capsys.readouterr()
+    assert cli.main([*args[:-1], "mean"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "fewer than 20 counterfactual prompts" in err
+
+
+def test_cli_prompts_refusals(tmp_path, capsys):
+    from circuitgen import cli
+
+    out = str(tmp_path / "p.csv")
+    assert cli.main(["prompts", "--task", "greater_than", "--model", "tiny-gpt2", "--n", "4",
+                     "--out", out]) == 2
+    assert "does not split numbers into single digits" in capsys.readouterr().err
+    assert cli.main(["prompts", "--task", "capitals", "--orders", "ABBA", "--n", "4", "--out", out]) == 2
+    assert "options of the IOI generator" in capsys.readouterr().err

@@ -3,6 +3,7 @@
     circuitgen score --model smollm2-135m --circuit data/circuits/gpt2-ioi.yaml \\
         --prompts data/prompts/handwritten-examples.csv --out scores.csv
     circuitgen prompts --model smollm2-135m -n 200 --seed 0 --out prompts.csv
+    circuitgen prompts --task capitals --n 40 --seed 0 --out capitals.csv
     circuitgen bench --n-prompts 32
 
 Bad input (an unknown model, an unreachable hub, a malformed spec, a missing CSV or column, rows
@@ -234,23 +235,53 @@ def cmd_prompts(args) -> int:
     out = _out_path(args.out)
     if args.n < 1:
         raise InputError(f"-n must be at least 1, not {args.n}.")
+    task = _task(args.task, args.task_module)
+    if task.name != "ioi" and (args.templates is not None or args.orders is not None):
+        raise InputError(f"--templates and --orders are options of the IOI generator; the "
+                         f"{task.name} task's generator takes --n and --seed.")
     if args.tokenizer is not None:
         source, label = _tokenizer(args.tokenizer), args.tokenizer
     else:
         source, label = args.model, args.model
+    if task.name != "ioi":
+        return _task_prompts(task, args, source, label, out)
     if args.templates is not None:
         bad = [t for t in args.templates if not 0 <= t < len(ioi.TEMPLATES)]
         if bad:
             raise InputError(f"--templates {bad}: template ids run from 0 to "
                              f"{len(ioi.TEMPLATES) - 1}.")
     ps = ioi.generate_prompts(source, n=args.n, seed=args.seed, templates=args.templates,
-                              orders=tuple(args.orders), tokenizer_name=label)
+                              orders=tuple(args.orders or ioi.ORDERS), tokenizer_name=label)
     path = ps.save(out)
     dropped = ps.names_dropped
     print(f"wrote {len(ps)} prompts to {path} (+ {ioi.meta_path(path).name}); seed {args.seed}, "
           f"tokenizer {label}")
     print(f"names dropped (not one token with a leading space): {ps.n_dropped} of "
           f"{ps.meta.get('n_names_given')}" + (f": {', '.join(dropped)}" if dropped else ""))
+    return 0
+
+
+def _task_prompts(task, args, source, label: str, out: pathlib.Path) -> int:
+    """Another task's prompts: its generator's table (with counterfactuals) and its provenance."""
+    from circuitgen import ioi
+
+    tokenizer, _ = ioi.resolve_tokenizer(source)
+    df = task.generate(tokenizer, n=args.n, seed=args.seed)
+    meta = dict(df.attrs.get("circuitgen", {})) | {"task": task.name, "tokenizer": label}
+    if "tokenizer" in df.columns:
+        df = df.assign(tokenizer=label)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False, lineterminator="\n")
+    meta_file = ioi.meta_path(out)
+    meta_file.write_text(json.dumps(meta, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+    print(f"wrote {len(df)} {task.name} prompts to {out} (+ {meta_file.name}); seed {args.seed}, "
+          f"tokenizer {label}")
+    # the generator records, per word list, n_<list>_given, n_<list>_refused and <list>_refused
+    lists = [k[2:-len("_refused")] for k in meta if k.startswith("n_") and k.endswith("_refused")]
+    for what in lists:
+        words = ", ".join(map(str, meta.get(f"{what}_refused") or []))
+        print(f"{what} refused (not one token with a leading space): {meta[f'n_{what}_refused']} of "
+              f"{meta.get(f'n_{what}_given', '?')}" + (f": {words}" if words else ""))
     return 0
 
 
@@ -345,9 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from circuitgen.ioi import ORDERS
 
-    p = sub.add_parser("prompts", help="generate an IOI prompt set (CSV + meta)",
-                       description="Generate IOI prompts with their ABC counterparts and token "
-                       "positions for a model's tokenizer; names that are not one token are dropped.")
+    p = sub.add_parser("prompts", help="generate a task's prompt set (CSV + meta; default IOI)",
+                       description="Generate a task's prompts with their counterfactual partners for "
+                       "a model's tokenizer (IOI: ABC counterparts and token positions); words that are "
+                       "not one token are dropped and counted in the .meta.json.")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--model", default=REFERENCE_MODEL,
                      help=f"whose tokenizer to use (only the tokenizer is loaded; default {REFERENCE_MODEL})")
@@ -356,10 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--n", type=int, default=100, help="number of prompts (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, metavar="P.csv", help="CSV to write (and P.meta.json)")
+    p.add_argument("--task", default="ioi", metavar="NAME",
+                   help="the task whose prompts to generate (default ioi; registered: "
+                   "circuitgen.task_names())")
+    p.add_argument("--task-module", default=None, metavar="MODULE",
+                   help="import this module first: one that registers a task of your own")
     p.add_argument("--templates", type=int, nargs="+", default=None, metavar="ID",
-                   help="template ids to use (default all)")
-    p.add_argument("--orders", nargs="+", choices=ORDERS, default=list(ORDERS),
-                   help="name orders (default ABBA BABA)")
+                   help="IOI only: template ids to use (default all)")
+    p.add_argument("--orders", nargs="+", choices=ORDERS, default=None,
+                   help="IOI only: name orders (default ABBA BABA)")
     p.set_defaults(func=cmd_prompts)
 
     from circuitgen import bench

@@ -97,7 +97,7 @@ class AgreementTask(Task):
     def counterfactuals(self, df: pd.DataFrame, tokenizer, seed: int = 0) -> pd.DataFrame:
         out = df.copy()
         cfs, cf_subjects = [], []
-        for idx, row in zip(out.index, out.to_dict("records")):
+        for idx, row in zip(out.index, C.records(out)):
             subject = C.text(row, "subject", idx)
             number_of(row, idx)
             flipped = C.optional(row, "cf_subject") or _FLIP.get(subject.lower())
@@ -141,7 +141,7 @@ class AgreementTask(Task):
                          "template": tpl, "tokenizer": C.tokenizer_label(tokenizer), "seed": seed,
                          "generator_version": GENERATOR_VERSION})
         df = pd.DataFrame(rows)
-        for idx, row in zip(df.index, df.to_dict("records")):
+        for idx, row in zip(df.index, C.records(df)):
             self.locate(tokenizer, row, idx)
         meta = {"task": self.name, "generator_version": GENERATOR_VERSION, "seed": seed, "n_prompts": n,
                 "tokenizer": C.tokenizer_label(tokenizer), "templates": list(TEMPLATES),

@@ -79,14 +79,14 @@ class CapitalsTask(Task):
     def counterfactuals(self, df: pd.DataFrame, tokenizer, seed: int = 0) -> pd.DataFrame:
         out = df.copy()
         cfs = []
-        for idx, row in zip(out.index, out.to_dict("records")):
+        for idx, row in zip(out.index, C.records(out)):
             country, other = C.text(row, "country", idx), C.text(row, "cf_country", idx)
             cf = C.replace_span(row["prompt"], C.one_span(row["prompt"], country, "country", idx), other)
             C.check_aligned(tokenizer, row["prompt"], cf, idx, "choose a cf_country of the same "
                             "number of tokens as the country (and not the country itself).")
             cfs.append(cf)
         out[self.counterfactual_column] = cfs
-        out["cf_capital"] = [cf_capital(r, i) for i, r in zip(out.index, out.to_dict("records"))]
+        out["cf_capital"] = [cf_capital(r, i) for i, r in zip(out.index, C.records(out))]
         return out
 
     def generate(self, tokenizer, n: int, seed: int = 0, countries=None) -> pd.DataFrame:
@@ -114,7 +114,7 @@ class CapitalsTask(Task):
                          "tokenizer": C.tokenizer_label(tokenizer), "seed": seed,
                          "generator_version": GENERATOR_VERSION})
         df = pd.DataFrame(rows)
-        for idx, row in zip(df.index, df.to_dict("records")):
+        for idx, row in zip(df.index, C.records(df)):
             self.locate(tokenizer, row, idx)
         record = kept.record("countries")
         record["countries_refused"] = [c for c, _ in kept.refused]

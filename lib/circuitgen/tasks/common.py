@@ -136,6 +136,12 @@ def check_n(n: int) -> None:
         raise PromptError(f"n must be at least 1, not {n}.")
 
 
+def records(df: pd.DataFrame) -> list[dict]:
+    """The rows of ``df`` as dicts; a repeated column name (the scorer's checked tables can repeat
+    ``status``) keeps its first column."""
+    return df.loc[:, ~df.columns.duplicated()].to_dict("records")
+
+
 def with_meta(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """``df`` with its provenance in ``df.attrs['circuitgen']`` (the CLI writes it as a sidecar)."""
     df.attrs["circuitgen"] = meta
@@ -144,4 +150,4 @@ def with_meta(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
 
 __all__ = ["where", "text", "optional", "word_spans", "one_span", "check_end", "token_of_span",
            "last_token", "WordFilter", "n_tokens", "single_token_words", "replace_span",
-           "check_aligned", "tokenizer_label", "balanced_plan", "check_n", "with_meta"]
+           "check_aligned", "tokenizer_label", "balanced_plan", "check_n", "records", "with_meta"]

@@ -163,7 +163,7 @@ class GreaterThanTask(Task):
                          "tokenizer": C.tokenizer_label(tokenizer), "seed": seed,
                          "generator_version": GENERATOR_VERSION})
         df = pd.DataFrame(rows)
-        for idx, row in zip(df.index, df.to_dict("records")):
+        for idx, row in zip(df.index, C.records(df)):
             self.locate(tokenizer, row, idx)  # every generated prompt is one the task scores
         meta = {"task": self.name, "generator_version": GENERATOR_VERSION, "seed": seed, "n_prompts": n,
                 "tokenizer": C.tokenizer_label(tokenizer), "templates": list(TEMPLATES),

@@ -89,7 +89,7 @@ class PronounsTask(Task):
         rng = random.Random(seed)
         pools = {g: list(f.kept) for g, f in single_token_names(tokenizer).items()}
         cfs, cf_names = [], []
-        for idx, row in zip(out.index, out.to_dict("records")):
+        for idx, row in zip(out.index, C.records(out)):
             name, gender = C.text(row, "name", idx), gender_of(row, idx)
             span = C.one_span(row["prompt"], name, "name", idx)
             other = C.optional(row, "cf_name")
@@ -135,7 +135,7 @@ class PronounsTask(Task):
                          "tokenizer": C.tokenizer_label(tokenizer), "seed": seed,
                          "generator_version": GENERATOR_VERSION})
         df = pd.DataFrame(rows)
-        for idx, row in zip(df.index, df.to_dict("records")):
+        for idx, row in zip(df.index, C.records(df)):
             self.locate(tokenizer, row, idx)
         meta = {"task": self.name, "generator_version": GENERATOR_VERSION, "seed": seed, "n_prompts": n,
                 "tokenizer": C.tokenizer_label(tokenizer), "templates": list(TEMPLATES),
