@@ -136,6 +136,65 @@ print(report.flagged_text())
 print(report.replication_text())
 
 # %% [markdown]
+# ## Verdicts by equivalence, with power
+# The rule above calls a condition *holds* when its estimate lies in the band, which shows only
+# that the circuit was not seen to fail. A second rule, fixed before it was applied to these
+# scores (LAB_NOTEBOOK, 2026-12-03, "verdicts by equivalence: the rule";
+# `circuitgen.equivalence`), asks for a test in each direction on the same template bootstrap:
+# **holds** when two one-sided tests show the normalised faithfulness inside [0.85, 1.15] (its
+# 90% interval inside the band), **degrades** / **exceeds** when a one-sided test shows it below
+# / above the band, each at Benjamini-Hochberg q < 0.05 across the family's conditions;
+# **unclear** otherwise. Unlike the first rule it does not compare with the family's reference
+# condition: a circuit unfaithful everywhere *degrades* everywhere. Each condition also gets the
+# power its own spread gives to show a circuit of normalised faithfulness exactly 1 equivalent,
+# and the templates that 80% power would need.
+
+# %% tags=["hide-input"]
+report.power_figure()
+plt.show()
+
+# %% [markdown]
+# *Each dot is one condition (one family's prompts under one circuit and ablation): the power of
+# the equivalence test if the circuit were exactly faithful, with the condition's own template
+# bootstrap spread, against the templates the condition has. With 3-5 templates the bootstrap
+# sees little between-template spread and the power it implies is optimistic; the conditions
+# with 10-18 templates, where that spread can be seen, have little power.*
+#
+# Verdicts by equivalence per circuit and ablation, with the median power and the median
+# templates needed for 80% power:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(report.equivalence_text())
+
+# %% [markdown]
+# The two rules side by side, every (condition, circuit, ablation):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(report.rules_crosstab().to_string())
+
+# %% [markdown]
+# And whether the second draw (seed {glue:text}`w14_rep_seed:d`) repeats each verdict that is
+# not *unclear*:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(report.equivalence_replication().to_string())
+
+# %% [markdown]
+# Of the {glue:text}`w14_eq_first_holds:d` verdicts *holds* by the estimate,
+# {glue:text}`w14_eq_first_holds_shown:d` are shown equivalent
+# ({glue:text}`w14_eq_holds_under_10_templates:d` of those on conditions with fewer than 10
+# templates, where the bootstrap is least trustworthy), and the second draw repeats
+# {glue:text}`w14_eq_rep_replicated:d` of the {glue:text}`w14_eq_rep_found:d` verdicts that are not
+# *unclear* (table above: the *degrades* replicate, the few *holds* mostly do not). The median
+# condition has power {glue:text}`w14_eq_power_median:s` and would need about
+# {glue:text}`w14_eq_templates_80_median:s` templates for 80%: with
+# {glue:text}`w14_n_per_condition:d` prompts a condition, this protocol cannot show that a circuit
+# generalises, only that it fails.
+
+# %% [markdown]
 # ## DoubleIO and TripleIO, beside GPT-2
 # Nainani et al. {cite}`nainani2024adaptive` scored Wang et al.'s GPT-2 small circuit on prompts
 # where the IO name appears twice or three times and reported its faithfulness F(C)/F(M) as
@@ -258,6 +317,13 @@ print(report.agreement_text())
 #   not a failure to generalise but a failure to be faithful.
 # - **The week-6 circuit** holds on {glue:text}`w14_w6_mean_holds` conditions (mean ablation):
 #   the weak circuit of weeks 8-12 is weak everywhere.
+# - **By equivalence** (a second rule, fixed before it was applied), only
+#   {glue:text}`w14_eq_first_holds_shown:d` of the {glue:text}`w14_eq_first_holds:d` *holds* are shown
+#   equivalent to the band, and the second draw repeats few of them; EAP-IG's top
+#   {glue:text}`w14_k_mid:d` nodes are shown to hold on {glue:text}`w14_eq_mid_mean_holds:d`
+#   conditions under mean ablation and {glue:text}`w14_eq_mid_resample_holds:d` under resample. The
+#   median condition's power to show a faithful circuit faithful is
+#   {glue:text}`w14_eq_power_median:s`: the "holds" of the first rule are untested, not confirmed.
 # - **Replication.** Of the {glue:text}`w14_rep_found:d` (condition, circuit, ablation) verdicts of
 #   *degrades* or *exceeds* on seed 0, {glue:text}`w14_rep_replicated:d` come out the same on the
 #   seed-1 draw.

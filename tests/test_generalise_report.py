@@ -175,3 +175,25 @@ def test_rediscovery_sizes_follow_the_chosen_circuit():
     nodes = [N.Node(0, 0, "END")] * 4
     assert R.rediscovery_sizes({"eap-ig": nodes[:2], "eap-ig top 4": nodes}) == [2, rediscovery.RULE_SIZE]
     assert R.rediscovery_sizes({"eap-ig top 4": nodes}) == [rediscovery.RULE_SIZE]
+
+
+def test_equivalence_section_counts_what_the_two_rules_say(report):
+    """The rules' cross table has one entry per (family, condition, circuit, ablation), its rows
+    are the first rule's counts and its columns the equivalence counts; the replication table
+    compares each draw's verdicts unit by unit (counted here from the two tables directly)."""
+    first, eq = report.verdicts, report.equivalence
+    x = report.rules_crosstab()
+    assert int(x.to_numpy().sum()) == len(first) == len(eq)
+    assert x.sum(axis=1).to_dict() == {v: int((first.verdict == v).sum()) for v in x.index}
+    assert x.sum(axis=0).to_dict() == {v: int((eq.verdict == v).sum()) for v in x.columns}
+    keys = ["family", "condition", "circuit", "ablation"]
+    both = eq.merge(report.equivalence_rep, on=keys, suffixes=("", "_rep"))
+    rep = report.equivalence_replication()
+    for v in ("holds", "degrades", "exceeds"):
+        mine = both[both.verdict == v]
+        assert rep.loc[v, "found"] == len(mine)
+        assert rep.loc[v, "replicated"] == int((mine.verdict_rep == v).sum())
+    found = report.findings()
+    assert found["w14_eq_holds_total"] == int((eq.verdict == "holds").sum())
+    assert found["w14_eq_first_holds"] == int((first.verdict == "holds").sum())
+    assert found["w14_eq_eap_mean_holds"] == "(none)"  # no chosen EAP-IG circuit in this report

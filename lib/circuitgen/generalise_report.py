@@ -32,7 +32,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from circuitgen import curves, faithful, generalise, paths, plots, rediscovery, runtime, stats, sweeps
+from circuitgen import equivalence as EQ
 from circuitgen import nodes as N
+from circuitgen import shown as S
 from circuitgen import tables as T
 
 # Nainani et al. (2024), GPT-2 small: Wang et al.'s circuit's F(C)/F(M) on their base, DoubleIO and
@@ -338,6 +340,93 @@ class GeneraliseReport:
         r = self.replication_counts
         return r.to_string() if len(r) else "no condition degrades or exceeds"
 
+    # ---- verdicts by equivalence (issue 23 item 3; the rule in circuitgen.equivalence)
+    def _equivalence(self, seed: int) -> pd.DataFrame:
+        return pd.concat([EQ.equivalence_table(t).assign(family=f)
+                          for f, t in self.tables[seed].items()], ignore_index=True)
+
+    @functools.cached_property
+    def equivalence(self) -> pd.DataFrame:
+        """:func:`circuitgen.equivalence.equivalence_table` of every family (seed ``seed``)."""
+        return self._equivalence(self.seed)
+
+    @functools.cached_property
+    def equivalence_rep(self) -> pd.DataFrame:
+        return self._equivalence(self.replication_seed)
+
+    def equivalence_counts(self) -> pd.DataFrame:
+        """Verdicts by equivalence per (circuit, ablation), the median power and the median
+        templates that 80% power would need; rows in the order of :attr:`counts`."""
+        e = self.equivalence
+        c = EQ.verdict_counts(e)
+        c["templates for 80%"] = e.groupby(["circuit", "ablation"]).templates_for_80.median()
+        return c.reindex(list(self.counts.index))
+
+    def equivalence_text(self) -> str:
+        return S.fixed(self.equivalence_counts(), 2).to_string()
+
+    def rules_crosstab(self) -> pd.DataFrame:
+        """Every (family, condition, circuit, ablation): the first rule's verdict (rows) against
+        the verdict by equivalence (columns)."""
+        keys = ["family", "condition", "circuit", "ablation"]
+        m = self.verdicts[keys + ["verdict"]].merge(self.equivalence[keys + ["verdict"]], on=keys,
+                                                    suffixes=("_first", "_equiv"), validate="one_to_one")
+        order = list(EQ.VERDICTS)
+        return (pd.crosstab(m.verdict_first, m.verdict_equiv)
+                .reindex(index=order, columns=order, fill_value=0)
+                .rename_axis(index="estimate in band", columns="by equivalence"))
+
+    def equivalence_replication(self) -> pd.DataFrame:
+        """Per verdict by equivalence on seed ``seed`` other than *unclear*: how many the
+        replication draw repeats."""
+        keys = ["family", "condition", "circuit", "ablation"]
+        m = self.equivalence[keys + ["verdict"]].merge(
+            self.equivalence_rep[keys + ["verdict"]], on=keys, suffixes=("", "_rep"), how="left",
+            validate="one_to_one")
+        found = m[m.verdict != "unclear"]
+        return (found.assign(replicated=found.verdict == found.verdict_rep)
+                .groupby("verdict").replicated.agg(found="size", replicated="sum")
+                .reindex([v for v in EQ.VERDICTS if v != "unclear"], fill_value=0))
+
+    def power_figure(self):
+        """Each condition's power to show equivalence (at a normalised faithfulness of 1) against
+        its number of templates, per circuit, mean and resample ablation."""
+        e = self.equivalence
+        shown_c = [c for c in ("eap-ig", self.mid, "path-patching", "week 6") if c in self.circuits]
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+        for ax, ablation in zip(axes, ("mean", "resample")):
+            for i, c in enumerate(shown_c):
+                g = e[(e.circuit == c) & (e.ablation == ablation)]
+                ax.scatter(g.n_templates + (i - 1.5) * 0.12, g.power, s=14, alpha=0.7, label=c)
+            ax.axhline(0.8, ls="--", color="0.5", lw=1)
+            ax.set(title=f"{ablation} ablation", xlabel="templates in the condition (count)",
+                   ylim=(-0.03, 1.03))
+        axes[0].set_ylabel("power of the equivalence test (probability)")
+        axes[0].legend(fontsize=8, loc="upper left")
+        fig.suptitle(f"Power to show a faithful circuit faithful, per condition ({self.model_name}, "
+                     f"{self.n_per_condition} prompts a condition; dashed: 0.8)")
+        fig.tight_layout()
+        return fig
+
+    def equivalence_findings(self) -> dict[str, int | str]:
+        c, e = self.equivalence_counts(), self.equivalence
+        x, r = self.rules_crosstab(), self.equivalence_replication()
+        found: dict[str, int | str] = {
+            "eq_first_holds": int(x.loc["holds"].sum()), "eq_first_holds_shown": int(x.loc["holds", "holds"]),
+            "eq_holds_total": int((e.verdict == "holds").sum()), "eq_n_units": int(len(e)),
+            "eq_holds_under_10_templates": int(((e.verdict == "holds") & (e.n_templates < 10)).sum()),
+            "eq_unclear_to_degrades": int(x.loc["unclear", "degrades"]),
+            "eq_power_median": f"{e.power.median():.2f}",
+            "eq_power_over_80": int((e.power >= 0.8).sum()),
+            "eq_templates_80_median": f"{e.templates_for_80.median():.0f}",
+            "eq_rep_found": int(r.found.sum()), "eq_rep_replicated": int(r.replicated.sum())}
+        for abl in ("mean", "resample"):
+            for label, key in ((self.mid, "mid"), ("eap-ig", "eap")):
+                for col in EQ.VERDICTS:
+                    found[f"eq_{key}_{abl}_{col}"] = (int(c.loc[(label, abl), col]) if label in self.circuits
+                                                      else "(none)")
+        return found
+
     def nainani(self) -> pd.DataFrame:
         """F(C)/F(M) (95% interval) and the normalised faithfulness on the adversarial base,
         double_io and triple_io conditions, mean ablation, beside Nainani et al.'s GPT-2 values."""
@@ -533,6 +622,7 @@ class GeneraliseReport:
         found["w14_flagged_list"] = ", ".join(
             f"{f}/{c} ({x})" for f, c, x in
             zip(flagged_mid.family, flagged_mid.condition, flagged_mid.verdict)) or "none"
+        found |= {f"w14_{k}": v for k, v in self.equivalence_findings().items()}
         return found | {f"w14_{k}": v for k, v in self._rediscovery_findings().items()}
 
     def _rediscovery_findings(self) -> dict[str, str]:
