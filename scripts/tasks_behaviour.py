@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/tasks_behaviour.py                 # smollm2-135m, 40 prompts, seed 0
     .venv/bin/python scripts/tasks_behaviour.py --n 80 --seed 1 --by template
+    .venv/bin/python scripts/tasks_behaviour.py --heldout         # the hand-written prompts
 
 Accuracy is the share of prompts whose metric is positive (logit_diff: the answer's mean logit
 above the wrong one's; prob_diff: more probability on the later digits than on the earlier), with
@@ -18,6 +19,7 @@ import torch
 from circuitgen import batch as B
 from circuitgen import load_model, stats
 from circuitgen.task import get_task
+from circuitgen.tasks.handwritten import load_heldout
 
 TASKS = ("greater_than", "agreement", "capitals", "pronouns")
 
@@ -32,9 +34,11 @@ def task_metric(model, df: pd.DataFrame, task, batch_size: int = 32) -> torch.Te
     return torch.cat(out)
 
 
-def behaviour(model, task_name: str, n: int, seed: int) -> pd.DataFrame:
+def behaviour(model, task_name: str, n: int, seed: int, heldout: bool = False) -> pd.DataFrame:
+    """The task's generated prompts (or its hand-written held-out ones) with the model's metric."""
     task = get_task(task_name)
-    df = task.generate(model.tokenizer, n=n, seed=seed)
+    df = (load_heldout(task, model.tokenizer, seed=seed) if heldout
+          else task.generate(model.tokenizer, n=n, seed=seed))
     return df.assign(task=task_name, metric_name=task.metric,
                      metric=task_metric(model, df, task).numpy())
 
@@ -58,11 +62,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
     ap.add_argument("--by", nargs="*", default=[], help="extra grouping columns (template, ...)")
+    ap.add_argument("--heldout", action="store_true",
+                    help="the hand-written prompts of data/heldout/ instead of generated ones")
     args = ap.parse_args(argv)
     model = load_model(args.model)
-    scored = pd.concat([behaviour(model, t, args.n, args.seed) for t in args.tasks], ignore_index=True)
+    scored = pd.concat([behaviour(model, t, args.n, args.seed, args.heldout) for t in args.tasks],
+                       ignore_index=True)
     pd.set_option("display.width", 200)
-    print(f"{args.model}, {args.n} generated prompts per task, seed {args.seed}")
+    what = "hand-written held-out prompts" if args.heldout else f"{args.n} generated prompts per task"
+    print(f"{args.model}, {what}, seed {args.seed}")
     print(summary(scored, ["task", *args.by]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 

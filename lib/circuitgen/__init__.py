@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "curves", "evaluation", "attention", "residual", "induction")),
     ("tasks", ("ioi_templates", "ioi", "reference", "variation_lists", "variations", "splits",
                "tasks", "tasks.ioi", "tasks.common", "tasks.words", "tasks.greater_than",
-               "tasks.agreement", "tasks.capitals", "tasks.pronouns")),
+               "tasks.agreement", "tasks.capitals", "tasks.pronouns", "tasks.handwritten")),
     ("discover", ("behaviour", "head_roles", "patching", "path_patching", "discovery", "eap",
                   "pruning", "discovery_methods", "faithful", "faithful_report")),
     ("generalise", ("sweeps", "sweep_report", "generalise", "heldout", "rediscovery", "predictors",

@@ -7,7 +7,8 @@
 - ``pronouns``: gendered pronouns after a name (Mathwin et al. 2023: "..., isn't" -> " she").
 
 ``common`` holds what their modules share (spans, offsets, the single-token filter, alignment
-checks) and ``words`` their word lists.
+checks), ``words`` their word lists and ``handwritten`` their hand-written held-out prompts
+(``data/heldout/<task>.csv``).
 
 Adding a task is adding a module here (and a line below): prompts and their counterfactual
 partners, the answer and wrong tokens, the metric, the named positions and the columns that
