@@ -14,9 +14,9 @@
 # %% [markdown]
 # # Week 15: what predicts failure, and the answer
 #
-# **Question.** Week 14 scored faithful circuits on 43 kinds of prompt and re-discovered the
-# circuit on each. This closing chapter asks the two questions that remain, and then states the
-# series' answer:
+# **Question.** Week 14 scored faithful circuits on {glue:text}`w15_n_conditions:d` kinds of
+# prompt and re-discovered the circuit on each. This closing chapter asks the two questions that
+# remain, and then states the series' answer:
 #
 # 1. **What predicts the prompts where a circuit fails?** Week 12 asked it of the week-6 circuit,
 #    which was never faithful. Here it is asked of each circuit under test, with outcomes that
@@ -29,7 +29,7 @@
 # (`scripts/week14.py`, `scripts/week15.py`); the procedure is the one fixed in the lab notebook
 # ("weeks 14-15 plan").
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 MODEL = "smollm2-135m"
 SEED = 0  # training draw (and the verdicts' draw)
 HELDOUT_SEED = 1  # the generated held-out draw
@@ -37,26 +37,39 @@ DEVICE = "cpu"
 OUTPUT_DIR = None  # reference run: data/; other runs: the folder weeks 6, 13 and 14 wrote to
 N_PER_CONDITION = 20
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import pandas as pd
-from myst_nb import glue
 
-from circuitgen import faithful, generalise, heldout, paths, plots, predictors, runtime, stats
-from circuitgen import tables as T
+from circuitgen import answer_report
 
-model = runtime.start(MODEL, SEED, DEVICE)
-out = paths.output_dir(OUTPUT_DIR)
-scores_dir = out / "scores"
-FAMILIES = generalise.FAMILIES
-pd.set_option("display.width", 160)
-circuits = generalise.circuits_under_test(model, OUTPUT_DIR)
-mid = next(label for label in circuits if label.startswith("eap-ig top "))
-# chosen ones may be missing
-HEADLINE = [c for c in (mid, "eap-ig", "path-patching", "week 6") if c in circuits]
-tables = {seed: {f: generalise.score_family(model, f, seed, circuits, n_per_condition=N_PER_CONDITION,
-                                            out_dir=scores_dir, log=None).df for f in FAMILIES}
-          for seed in (SEED, HELDOUT_SEED)}
+# week 14's score tables (both draws) and the hand-written prompts' scores, read from their caches
+# under data/scores/ while their inputs are unchanged (scripts/week14.py and scripts/week15.py
+# make them), and week 12's held-out checks of the headline circuits
+report = answer_report.run(MODEL, SEED, HELDOUT_SEED, DEVICE, OUTPUT_DIR, N_PER_CONDITION)
+
+# %% tags=["remove-cell"]
+report.glue()
+
+# %% [markdown]
+# ## The answer
+# Per family and circuit: the normalised faithfulness over all the family's prompts (95% interval
+# resampling templates) and the verdicts of its conditions (week 14's rule: **h**olds /
+# **d**egrades / **e**xceeds / **u**nclear). Mean ablation is the criterion fixed beforehand;
+# resample ablation is the second reading.
+
+# %% tags=["hide-input"]
+report.answer_figure()
+plt.show()
+
+# %% [markdown]
+# *Normalised faithfulness of the four headline circuits pooled over each family's prompts, under
+# mean and resample ablation, with 95% intervals resampling templates; the grey band is the
+# target [0.85, 1.15]. EAP-IG's top {glue:text}`w15_k_mid:d` nodes are the circuit faithful at
+# home.*
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(report.answer_text())
 
 # %% [markdown]
 # ## The held-out prompts
@@ -70,17 +83,7 @@ tables = {seed: {f: generalise.score_family(model, f, seed, circuits, n_per_cond
 
 # %%
 # NBVAL_CHECK_OUTPUT
-sources = predictors.score_sources(model, scores_dir=scores_dir)
-hand_prompts = heldout.load_handwritten(model)
-for _, r in hand_prompts.groupby("family", sort=False).head(1).iterrows():
-    print(f"{r.family:<12} {r.condition:<20} {r.prompt}  -> {r.io.strip()}")
-if hand_prompts.attrs["skipped"]:  # rows whose names this model's tokenizer splits
-    print(heldout.skipped_note(hand_prompts))
-n_hand = len(hand_prompts)
-
-# %%
-glue("w15_n_hand", n_hand, display=False)
-glue("w15_n_hand_per_family", int(hand_prompts.groupby("family").size().min()), display=False)
+print(report.examples_text())
 
 # %% [markdown]
 # Each hand-written prompt is ablated with its family's seed-1 mean-ablation reference (the one
@@ -91,24 +94,7 @@ glue("w15_n_hand_per_family", int(hand_prompts.groupby("family").size().min()), 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def normalised(t: pd.DataFrame) -> pd.Series:
-    g = t.assign(num=t.circuit_logit_diff - t.empty_logit_diff, den=t.logit_diff - t.empty_logit_diff)
-    s = g.groupby("circuit", sort=False)[["num", "den"]].mean()
-    return s.num / s.den
-
-
-hand_scores = {name: T.load_table(scores_dir / f"{MODEL}-heldout-handwritten{suffix}-circuits.csv").df
-               for name, suffix in (("family", ""), ("own", "-ownref"))}
-ref_choice = pd.DataFrame({
-    "mean, family reference": normalised(hand_scores["family"][hand_scores["family"].ablation == "mean"]),
-    "mean, own counterparts": normalised(hand_scores["own"][hand_scores["own"].ablation == "mean"]),
-    "resample": normalised(hand_scores["family"][hand_scores["family"].ablation == "resample"])})
-print(ref_choice.round(2).to_string())
-shift = (ref_choice["mean, own counterparts"] - ref_choice["mean, family reference"])
-
-# %%
-glue("w15_ref_shift_min", float(shift.min()), display=False)
-glue("w15_ref_shift_max", float(shift.max()), display=False)
+print(report.reference_text())
 
 # %% [markdown]
 # ## What predicts failure, circuit by circuit
@@ -120,49 +106,15 @@ glue("w15_ref_shift_max", float(shift.max()), display=False)
 # clustered by template. A term **replicates** when it is clearly non-zero (BH q < 0.05 across the
 # fit's terms) with the same sign in the training fit and in a refit on the held-out prompts
 # (generated and hand-written together). The training fit's predictions are also scored on the
-# hand-written prompts alone (held-out R² for (b), AUC for (a)). Mean ablation.
-
-
-# %%
-def analyse(circuit: str, ablation: str = "mean") -> dict:
-    """Week 12's two held-out checks for one circuit."""
-    tr, ho = predictors.circuit_feature_tables(*predictors.circuit_inputs(sources, circuit, ablation))
-    share = predictors.ProportionalShare.fit(tr)
-    tr, ho = share.add_excess(tr), share.add_excess(ho)
-    z = predictors.Standardizer.fit(tr)
-    tr, ho = z.transform(tr), z.transform(ho)
-    excess = predictors.heldout_check(tr, ho, "circuit_excess")
-    wrong = predictors.heldout_check(tr, ho, "circuit_wrong_model_right")
-    hand = ho[ho.source == predictors.HANDWRITTEN_SOURCE]
-    hand_right = predictors.outcome_rows(hand, "circuit_wrong_model_right")
-    both_classes = hand_right.circuit_wrong_model_right.nunique() == 2
-    return {"train": tr, "heldout": ho, "excess": excess, "wrong": wrong,
-            "r2_hand": predictors.heldout_r2(excess.fit_train, hand, "circuit_excess"),
-            "auc_hand": (predictors.auc(hand_right.circuit_wrong_model_right,
-                                        wrong.fit_train.predict(hand_right))
-                         if both_classes else float("nan"))}
-
-
-results = {c: analyse(c) for c in HEADLINE}
-
-# %% [markdown]
+# hand-written prompts alone (held-out R² for (b), AUC for (a)). Mean ablation
+# (`answer_report.analyse`).
+#
 # How often each circuit alone is wrong where the model is right (exact 95% intervals), per
 # prompt set:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-rows = []
-for c, r in results.items():
-    held = r["heldout"]
-    for label, df in (("train (seed 0)", r["train"]),
-                      ("held out, seed 1", held[held.source != predictors.HANDWRITTEN_SOURCE]),
-                      ("held out, hand-written", held[held.source == predictors.HANDWRITTEN_SOURCE])):
-        y = predictors.outcome_rows(df, "circuit_wrong_model_right").circuit_wrong_model_right
-        ci = stats.clopper_pearson(int(y.sum()), len(y))
-        rows.append({"circuit": c, "prompts": label, "model right": len(y), "circuit wrong": int(y.sum()),
-                     "share": f"{ci.estimate:.2f} [{ci.lo:.2f}, {ci.hi:.2f}]"})
-wrong_rates = pd.DataFrame(rows)
-print(wrong_rates.to_string(index=False))
+print(report.wrong_rates_text())
 
 # %% [markdown]
 # The held-out checks per circuit: how well the training fits predict, and which terms replicate
@@ -170,118 +122,46 @@ print(wrong_rates.to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-summary = []
-for c, r in results.items():
-    e, w = r["excess"], r["wrong"]
-    summary.append({"circuit": c, "n train": int(e.fit_train.nobs), "n held out": int(e.fit_heldout.nobs),
-                    "(b) R² train": round(e.fit_train.rsquared, 2), "(b) R² held out": round(e.score, 2),
-                    "(b) R² hand-written": round(r["r2_hand"], 2),
-                    "(a) AUC held out": round(w.score, 2), "(a) AUC hand-written": round(r["auc_hand"], 2),
-                    "(b) replicate": int((e.table.verdict == "replicates").sum()),
-                    "(a) replicate": int((w.table.verdict == "replicates").sum())})
-summary = pd.DataFrame(summary).set_index("circuit")
-print(summary.T.to_string())
-print()
-for c, r in results.items():
-    print(f"{c}: (b) {predictors.summarise_terms(r['excess'].table)}")
-    print(f"{' ' * len(c)}  (a) {predictors.summarise_terms(r['wrong'].table)}")
+print(report.checks_text())
 
 # %% [markdown]
 # The excess model's coefficients for the most faithful circuit (EAP-IG top
 # {glue:text}`w15_k_mid:d`), training fit against the held-out refit:
 
 # %% tags=["hide-input"]
-tab = results[mid]["excess"].table
-fig, ax = plt.subplots(figsize=(7, 0.32 * len(tab) + 1.2))
-plots.coefficient_forest(ax, tab, label=predictors.term_label,
-                         sets=(("train", "training (seed 0)"),
-                               ("heldout", "held out (seed 1 + hand-written)")),
-                         xlabel="circuit excess, nats per SD (or per level), 95% CI clustered by template",
-                         title=f"What predicts the excess of {mid} ({MODEL}, mean ablation; * replicates)")
-fig.tight_layout()
-glue("w15_k_mid", len(circuits[mid]), display=False)
+report.coefficient_figure()
+plt.show()
 
 # %% [markdown]
+# *Coefficients of the excess model for EAP-IG's top {glue:text}`w15_k_mid:d` nodes, in nats of
+# circuit excess per standard deviation of each feature (or per level of a categorical one), with
+# 95% intervals clustered by template: the fit on the training prompts and the refit on the
+# held-out ones; a star marks a term that replicates.*
+#
 # ## Does a more faithful circuit generalise better?
 # For every circuit and ablation: its normalised faithfulness at home (pooled over the four
 # families' reference conditions, which use the canonical templates and vocabulary) against the
-# share of the 43 conditions on which it holds, and against the spread of its per-condition
-# estimates relative to home (the median of |condition / home − 1|: by how large a fraction of
-# its home value it changes from one kind of prompt to another). The first is partly
-# mechanical (a circuit far from the band at home holds only where it changes a lot); the second
-# asks the question directly. Fourteen points, not independent (the same prompts, nested
-# circuits); the rank correlations describe, they do not test.
-
-# %%
-verdicts = generalise.family_verdicts(tables[SEED])
-refs = [generalise.BASES[f] for f in FAMILIES]
-home = pd.concat([t[t.condition == generalise.BASES[f]] for f, t in tables[SEED].items()])
-rows = []
-for (c, a), g in home.groupby(["circuit", "ablation"], sort=False):
-    h = ((g.circuit_logit_diff - g.empty_logit_diff).mean() / (g.logit_diff - g.empty_logit_diff).mean())
-    v = verdicts[(verdicts.circuit == c) & (verdicts.ablation == a)]
-    rows.append({"circuit": c, "ablation": a, "home": h, "share holds": (v.verdict == "holds").mean(),
-                 "spread": (v.estimate / h - 1).abs().median()})
-by_circuit = pd.DataFrame(rows)
-rho_holds = by_circuit[["home", "share holds"]].corr(method="spearman").iloc[0, 1]
-rho_spread = by_circuit[["home", "spread"]].corr(method="spearman").iloc[0, 1]
+# share of the {glue:text}`w15_n_conditions:d` conditions on which it holds, and against the
+# spread of its per-condition estimates relative to home (the median of |condition / home − 1|:
+# by how large a fraction of its home value it changes from one kind of prompt to another). The
+# first is partly mechanical (a circuit far from the band at home holds only where it changes a
+# lot); the second asks the question directly. {glue:text}`w15_n_points:d` points, not
+# independent (the same prompts, nested circuits); the rank correlations describe, they do not
+# test.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-for ax, col, label in ((axes[0], "share holds", "share of conditions on which it holds"),
-                       (axes[1], "spread", "median |condition / home − 1|")):
-    for a, marker in (("mean", "o"), ("resample", "s")):
-        s = by_circuit[by_circuit.ablation == a]
-        ax.scatter(s.home, s[col], marker=marker, label=f"{a} ablation")
-        for _, r in s.iterrows():
-            ax.annotate(r.circuit, (r.home, r[col]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.axvspan(0.85, 1.15, color="0.92", zorder=0)
-    ax.set_xlabel("normalised faithfulness at home (reference conditions)")
-    ax.set_ylabel(label)
-axes[0].legend(fontsize=8)
-fig.suptitle(f"Faithful at home vs generalises ({MODEL}, seed {SEED}; 7 circuits x 2 ablations)")
-fig.tight_layout()
-
-# %%
-# NBVAL_CHECK_OUTPUT
-print(by_circuit.round(2).to_string(index=False))
-print(f"\nSpearman rho (n = {len(by_circuit)}): home vs share holding {rho_holds:.2f}; "
-      f"home vs spread {rho_spread:.2f}")
+report.home_figure()
+plt.show()
 
 # %% [markdown]
-# ## The answer
-# Per family and circuit: the normalised faithfulness over all the family's prompts (95% interval
-# resampling templates) and the verdicts of its conditions (week 14's rule: **h**olds /
-# **d**egrades / **e**xceeds / **u**nclear). Mean ablation is the criterion fixed beforehand;
-# resample ablation is the second reading.
-
-# %%
-answer = generalise.answer_table(tables[SEED], verdicts)
-
-
-def cell(r) -> str:
-    return (f"{r.estimate:.2f} [{r.lo:.2f}, {r.hi:.2f}]; h {r.holds} d {r.degrades} e {r.exceeds} "
-            f"u {r.unclear} of {r.n_conditions}")
-
+# *Each of the {glue:text}`w15_n_circuits:d` circuits under each ablation: its normalised
+# faithfulness at home (horizontal; the grey band is the target) against the share of conditions
+# on which it holds (left) and the median relative change of its estimate across conditions
+# (right).*
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for ablation in ("mean", "resample"):
-    a = answer[(answer.ablation == ablation) & answer.circuit.isin(HEADLINE)]
-    print(f"{ablation} ablation")
-    print(a.assign(cell=[cell(r) for r in a.itertuples()])
-          .pivot(index="family", columns="circuit", values="cell").reindex(list(FAMILIES))[HEADLINE]
-          .to_string())
-    print()
-
-# %% tags=["hide-input"]
-shown = answer[answer.circuit.isin(HEADLINE)].rename(columns={"circuit": "condition", "ablation": "circuit"})
-shown = shown.assign(reference=False)
-fig, ax = plt.subplots(figsize=(8, 7))
-plots.condition_forest(ax, shown, ["mean", "resample"], title=f"Per family, pooled ({MODEL}, seed {SEED})",
-                       xlim=(0, 1.6))
-ax.legend(title="ablation", fontsize=8, loc="lower right")
-fig.tight_layout()
+print(report.home_text())
 
 # %% [markdown]
 # ## What would change the verdict
@@ -292,8 +172,8 @@ fig.tight_layout()
 # - **The reading of "holds".** The rule looks at the estimate; counting only conditions whose
 #   whole interval lies in the band, EAP-IG's top {glue:text}`w15_k_mid:d` holds on
 #   {glue:text}`w15_mid_within_mean:d` (mean) and {glue:text}`w15_mid_within_resample:d` (resample)
-#   of {glue:text}`w15_n_conditions:d` conditions: 20 prompts per condition are not enough to pin
-#   faithfulness to ±15%.
+#   of {glue:text}`w15_n_conditions:d` conditions: {glue:text}`w15_n_per_condition:d` prompts per
+#   condition are not enough to pin faithfulness to ±15%.
 # - **The mean-ablation reference.** On the hand-written prompts, taking the means over their own
 #   counterparts instead of their family's moves the normalised faithfulness by
 #   {glue:text}`w15_ref_shift_min:+.2f` to {glue:text}`w15_ref_shift_max:+.2f` across the circuits.
@@ -302,55 +182,7 @@ fig.tight_layout()
 #
 # ## What we found
 # (Every number below comes from the cells above.)
-
-# %%
-def pick(family: str, circuit: str, ablation: str):
-    return answer[(answer.family == family) & (answer.circuit == circuit)
-                  & (answer.ablation == ablation)].iloc[0]
-
-
-key = {mid: "mid", "eap-ig": "eap", "path-patching": "pp", "week 6": "w6"}
-for f in FAMILIES:
-    for c in HEADLINE:
-        for a in ("mean", "resample"):
-            r = pick(f, c, a)
-            glue(f"w15_{f}_{key[c]}_{a}", f"{r.estimate:.2f} [{r.lo:.2f}, {r.hi:.2f}]", display=False)
-            glue(f"w15_{f}_{key[c]}_{a}_verdicts", f"{r.holds}/{r.n_conditions} hold, {r.degrades} degrade, "
-                 f"{r.exceeds} exceed", display=False)
-for f in FAMILIES:
-    r = pick(f, mid, "mean")
-    glue(f"w15_{f}_n", f"{r.n} prompts, {r.n_templates} templates, {r.n_conditions} conditions",
-         display=False)
-chosen_resample = answer[answer.circuit.isin(list(faithful.METHODS))
-                         & (answer.ablation == "resample")].estimate
-glue("w15_chosen_resample_range", f"{chosen_resample.min():.2f} to {chosen_resample.max():.2f}",
-     display=False)
-counts = generalise.verdict_counts(verdicts)
-fl = verdicts[(verdicts.circuit == mid) & (verdicts.ablation == "mean")
-              & verdicts.verdict.isin(["degrades", "exceeds"])]
-glue("w15_mid_flagged",
-     ", ".join(f"{f}/{c} ({v}, {e:.2f})" for f, c, v, e in
-               zip(fl.family, fl.condition, fl.verdict, fl.estimate)) or "none", display=False)
-for a in ("mean", "resample"):
-    glue(f"w15_mid_within_{a}", int(counts.loc[(mid, a), "within"]), display=False)
-    glue(f"w15_mid_holds_{a}", int(counts.loc[(mid, a), "holds"]), display=False)
-    glue(f"w15_eap_holds_{a}", int(counts.loc[("eap-ig", a), "holds"]) if "eap-ig" in circuits else "(none)",
-         display=False)
-glue("w15_n_conditions", int(counts["n"].iloc[0]), display=False)
-glue("w15_rho_spread", float(rho_spread), display=False)
-glue("w15_rho_holds", float(rho_holds), display=False)
-r = results[mid]
-glue("w15_mid_excess_replicated", predictors.summarise_terms(r["excess"].table), display=False)
-glue("w15_mid_wrong_replicated", predictors.summarise_terms(r["wrong"].table), display=False)
-glue("w15_mid_r2_heldout", r["excess"].score, display=False)
-glue("w15_mid_r2_hand", r["r2_hand"], display=False)
-glue("w15_w6_excess_replicated", predictors.summarise_terms(results["week 6"]["excess"].table), display=False)
-mr = wrong_rates[(wrong_rates.circuit == mid)].set_index("prompts")
-glue("w15_mid_wrong_train", mr.loc["train (seed 0)", "share"], display=False)
-glue("w15_mid_wrong_hand", mr.loc["held out, hand-written", "share"], display=False)
-print("glued")
-
-# %% [markdown]
+#
 # - **The answer.** A circuit faithful at home (EAP-IG's top {glue:text}`w15_k_mid:d` head nodes)
 #   largely *does* generalise across lexical, syntactic and domain variation: pooled normalised
 #   faithfulness {glue:text}`w15_lexical_mid_mean:s` (lexical), {glue:text}`w15_syntactic_mid_mean:s`
@@ -367,8 +199,8 @@ print("glued")
 #   EAP-IG's {glue:text}`w15_eap_holds_mean` conditions holding under mean ablation become
 #   {glue:text}`w15_eap_holds_resample` under resample.
 # - **More faithful at home, less change away?** Spearman's rho between home faithfulness and the
-#   median change across conditions is {glue:text}`w15_rho_spread:.2f` (14 circuit-ablation pairs,
-#   descriptive).
+#   median change across conditions is {glue:text}`w15_rho_spread:.2f`
+#   ({glue:text}`w15_n_points:d` circuit-ablation pairs, descriptive).
 # - **What predicts the failures.** For EAP-IG's top {glue:text}`w15_k_mid:d`, the circuit is wrong
 #   where the model is right on {glue:text}`w15_mid_wrong_train:s` of training prompts and
 #   {glue:text}`w15_mid_wrong_hand:s` of hand-written ones. Terms that replicate on held-out prompts
@@ -379,6 +211,7 @@ print("glued")
 #   {glue:text}`w15_w6_excess_replicated:s`.)
 #
 # **Limits.** One model (SmolLM2-135M); node-level circuits with every MLP running; mean and
-# resample ablation only; 20 prompts and 3-5 templates per condition (optimistic template
-# bootstrap); EAP-IG the only method re-run per condition; {glue:text}`w15_n_hand:d`
-# hand-written prompts are enough to check predictions, not to refit.
+# resample ablation only; {glue:text}`w15_n_per_condition:d` prompts per condition, in
+# {glue:text}`w15_templates_median:s` templates at the median (optimistic template bootstrap);
+# EAP-IG the only method re-run per condition; {glue:text}`w15_n_hand:d` hand-written prompts are
+# enough to check predictions, not to refit.

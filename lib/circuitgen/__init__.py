@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("discover", ("behaviour", "head_roles", "patching", "path_patching", "discovery", "eap",
                   "pruning", "discovery_methods", "faithful", "faithful_report")),
     ("generalise", ("sweeps", "sweep_report", "generalise", "heldout", "rediscovery", "predictors",
-                    "generalise_report", "equivalence")),
+                    "generalise_report", "answer_report", "equivalence")),
     ("entry", ("cli", "bench", "__main__")),
 )
 
