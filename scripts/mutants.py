@@ -291,7 +291,7 @@ MUTANTS: list[Mutant] = [
            '(("TENS", b - 1), ("ONES", b - 2),',
            ("tests/test_tasks_four.py::test_positions_greater_than",)),
     Mutant("gt_tens_nine_scored", "greater-than scores a start with tens digit 9 (no later digit)",
-           "tasks/greater_than.py", "if tens in (0, 9):", "if tens in (0,):",
+           "tasks/greater_than.py", "if digit in (0, 9):", "if digit in (0,):",
            ("tests/test_tasks_four.py::test_refusals_locate",)),
     Mutant("agreement_answers_swapped", "agreement: the agreeing and the other verb forms swapped",
            "tasks/agreement.py",
@@ -318,6 +318,23 @@ MUTANTS: list[Mutant] = [
     Mutant("pronouns_cf_same_gender", "pronouns: the counterfactual name drawn from the same gender",
            "tasks/pronouns.py", "rng.sample(pools[OTHER[gender]],", "rng.sample(pools[gender],",
            ("tests/test_tasks_four.py::test_counterfactuals_of_hand_written_rows",)),
+    # ... and their variation families
+    Mutant("gt_compares_tens_always", "greater-than: a prompt ending one digit later still compares "
+           "the tens digit", "tasks/greater_than.py", "    return int(start[len(tail.group(1))])",
+           "    return int(start[-2])",
+           ("tests/test_tasks_four.py::test_answers_spelled_out",
+            "tests/test_tasks_four.py::test_variation_families")),
+    Mutant("agreement_attractor_number_ignored", "agreement families: attractors always of the "
+           "subject's number", "tasks/agreement.py",
+           'attr_number = number if relation == "same" else OTHER[number]', "attr_number = number",
+           ("tests/test_tasks_four.py::test_variation_families",)),
+    Mutant("capitals_right_capital_named", "capitals family: the right capital named instead of the "
+           "wrong one", "tasks/capitals.py", "wrong=other_capital)", "wrong=capital)",
+           ("tests/test_tasks_four.py::test_variation_families",)),
+    Mutant("pronouns_distractor_same_gender", "pronouns family: the distractor name of the same "
+           "gender", "tasks/pronouns.py", 'other = rng.choice(others) if "{other}" in template else ""',
+           'other = rng.choice(names[gender]) if "{other}" in template else ""',
+           ("tests/test_tasks_four.py::test_variation_families",)),
 
     # Verdicts by equivalence (issue 23 item 3)
     Mutant("tost_min_not_max", "TOST's p is the smaller one-sided p, not the larger", "stats.py",

@@ -3,6 +3,7 @@
     .venv/bin/python scripts/tasks_behaviour.py                 # smollm2-135m, 40 prompts, seed 0
     .venv/bin/python scripts/tasks_behaviour.py --n 80 --seed 1 --by template
     .venv/bin/python scripts/tasks_behaviour.py --heldout         # the hand-written prompts
+    .venv/bin/python scripts/tasks_behaviour.py --families        # every variation family
 
 Accuracy is the share of prompts whose metric is positive (logit_diff: the answer's mean logit
 above the wrong one's; prob_diff: more probability on the later digits than on the earlier), with
@@ -43,6 +44,19 @@ def behaviour(model, task_name: str, n: int, seed: int, heldout: bool = False) -
                      metric=task_metric(model, df, task).numpy())
 
 
+def family_behaviour(model, task_name: str, n: int, seed: int) -> pd.DataFrame:
+    """Every variation family of the task, ``n`` prompts per condition, with the model's metric."""
+    import importlib
+
+    task = get_task(task_name)
+    parts = []
+    for family in importlib.import_module(f"circuitgen.tasks.{task_name}").FAMILIES:
+        df = task.generate_family(family, model.tokenizer, n_per_condition=n, seed=seed)
+        parts.append(df.assign(task=task_name, metric_name=task.metric,
+                               metric=task_metric(model, df, task).numpy()))
+    return pd.concat(parts, ignore_index=True)
+
+
 def summary(scored: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     rows = []
     for key, part in scored.groupby(by, sort=False):
@@ -64,8 +78,18 @@ def main(argv=None) -> int:
     ap.add_argument("--by", nargs="*", default=[], help="extra grouping columns (template, ...)")
     ap.add_argument("--heldout", action="store_true",
                     help="the hand-written prompts of data/heldout/ instead of generated ones")
+    ap.add_argument("--families", action="store_true",
+                    help="every variation family, --n prompts per condition, by family and condition")
     args = ap.parse_args(argv)
     model = load_model(args.model)
+    if args.families:
+        scored = pd.concat([family_behaviour(model, t, args.n, args.seed) for t in args.tasks],
+                           ignore_index=True)
+        pd.set_option("display.width", 200)
+        print(f"{args.model}, variation families, {args.n} prompts per condition, seed {args.seed}")
+        print(summary(scored, ["task", "family", "condition", *args.by]).to_string(
+            index=False, float_format=lambda x: f"{x:.3f}"))
+        return 0
     scored = pd.concat([behaviour(model, t, args.n, args.seed, args.heldout) for t in args.tasks],
                        ignore_index=True)
     pd.set_option("display.width", 200)

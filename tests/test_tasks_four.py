@@ -131,10 +131,13 @@ def test_positions_word_tasks(model):
 
 def test_answers_spelled_out(tiny_llama):
     tok = tiny_llama.tokenizer
-    gt = get_task("greater_than").answer_tokens(tok, {"start": 1732})
+    gt = get_task("greater_than").answer_tokens(tok, {"start": 1732, "prompt": "from 1732 to 17"})
     assert gt == ([_word(tok, d, space=False) for d in "456789"], [_word(tok, d, space=False) for d in "012"])
     # the equal tens digit (3) is in neither set
     assert _word(tok, "3", space=False) not in gt[0] + gt[1]
+    # a prompt ending one digit later compares the ones digit: 1798 -> 179: 9 later, 0-7 earlier
+    late = get_task("greater_than").answer_tokens(tok, {"start": "1798", "prompt": "from 1798 to 179"})
+    assert late == ([_word(tok, "9", space=False)], [_word(tok, d, space=False) for d in "01234567"])
     assert get_task("agreement").answer_tokens(tok, {"subject": "keys", "number": "plural"}) == (
         [_word(tok, w) for w in ("are", "were", "have")], [_word(tok, w) for w in ("is", "was", "has")])
     assert get_task("agreement").answer_tokens(tok, {"subject": "key", "number": "singular"}) == (
@@ -230,6 +233,10 @@ REFUSALS = [
      "tens digit 9"),
     ("greater_than", {"prompt": "The war lasted from the year 1705 to the year 17", "start": 1705},
      "tens digit 0"),
+    ("greater_than", {"prompt": "The war lasted from the year 1790 to the year 179", "start": 1790},
+     "ones digit 0"),
+    ("greater_than", {"prompt": "The war lasted from the year 1732 to the year 18", "start": 1732},
+     "must end with the start's leading digits 17"),
     ("greater_than", {"prompt": "The war lasted from the year 1732 to the year", "start": 1732},
      "must end with the start's leading digits 17"),
     ("greater_than", {"prompt": "From 1732 to 1732, then to 17", "start": 1732}, "appears 2 times"),
@@ -489,7 +496,9 @@ def test_heldout_prompts(tiny_llama, task):
     assert len(raw) >= 30 and raw.prompt.is_unique and (raw.note != "").all()
     assert raw.template.str.startswith(f"hand:{task}:").all()
     templates = importlib.import_module(f"circuitgen.tasks.{task}").TEMPLATES
-    patterns = [_template_pattern(t) for t in templates]
+    family_templates = {tpl for conds in _families(task).values() for c in conds.values()
+                        for tpl in c.templates}
+    patterns = [_template_pattern(t) for t in (*templates, *sorted(family_templates))]
     generated = get_task(task).generate(tok, n=len(templates), seed=0)
     assert all(any(p.fullmatch(q) for p in patterns) for q in generated.prompt)  # the check bites
     for prompt in raw.prompt:
@@ -519,3 +528,98 @@ def test_heldout_rows_another_tokenizer_cannot_score_are_recorded(tiny_gpt2):
     assert {s["row"] for s in skipped}.isdisjoint(frame.prompt_id)
     with pytest.raises(PromptError, match="no row can be scored"):
         load_heldout("greater_than", tiny_gpt2.tokenizer)
+
+
+# --------------------------------------------------------------------------------------------
+# Variation families (issue 20 item 2)
+
+
+def _families(task):
+    return importlib.import_module(f"circuitgen.tasks.{task}").FAMILIES
+
+
+FAMILY_CASES = [(t, f) for t in TASKS for f in _families(t)]
+
+
+def _condition_facts(task, cond, row, tok):
+    """What each condition promises, checked on one row against the word lists and by hand."""
+    if task == "greater_than":
+        start = str(row["start"])
+        if cond == "new_nouns":
+            assert row["noun"] in W.NEW_YEAR_NOUNS and row["noun"] not in W.YEAR_NOUNS
+        if cond == "late_centuries":
+            assert start[:2] in ("18", "19")
+        if cond == "late_start":
+            assert 91 <= int(start[-2:]) <= 98 and row["prompt"].endswith(" " + start[:3])
+            ones = int(start[-1])
+            assert get_task(task).answer_tokens(tok, row) == (
+                [_word(tok, str(d), space=False) for d in range(ones + 1, 10)],
+                [_word(tok, str(d), space=False) for d in range(ones)])
+        if cond == "distractor":
+            other = row["distractor"]
+            assert other[:2] == start[:2] and other[2] != start[2] and other in row["cf_prompt"]
+        if cond == "prices":
+            assert f"${start}" in row["prompt"]
+    elif task == "agreement":
+        forms = {"irregular": W.IRREGULAR_PAIRS, "collective": W.COLLECTIVE_PAIRS}
+        if cond in forms:
+            assert any(row["subject"] in pair for pair in forms[cond])
+        same = row["attractor_number"] == row["number"]
+        if row["family"] == "adversarial":
+            assert same == (cond == "base")
+        if cond == "two_attractors_other":
+            pair = next(p for p in W.NOUN_PAIRS if row["attractor2"] in p)
+            assert ("singular", "plural")[pair.index(row["attractor2"])] == row["attractor_number"] \
+                != row["number"]
+    elif task == "capitals":
+        if cond == "not_largest":
+            assert row["country"] in W.CAPITAL_NOT_LARGEST
+        else:
+            assert row["country"] not in W.CAPITAL_NOT_LARGEST
+        if cond == "distractor_country":
+            assert row["distractor"] not in (row["country"], row["cf_country"])
+            assert row["distractor"] in row["prompt"] and row["distractor"] in row["cf_prompt"]
+        if cond == "wrong_capital_named":
+            assert row["cf_capital"] in row["prompt"] and row["cf_capital"] == W.CAPITALS[row["cf_country"]]
+    else:
+        genders = {"female": (W.FEMALE_NAMES, W.RARE_FEMALE_NAMES), "male": (W.MALE_NAMES, W.RARE_MALE_NAMES)}
+        common, rare = genders[row["gender"]]
+        assert row["name"] in (rare if cond == "rare_names" else common)
+        if cond == "distractor_name":
+            other = "male" if row["gender"] == "female" else "female"
+            assert row["distractor"] in genders[other][0] and row["distractor"] != row["cf_name"]
+
+
+@pytest.mark.parametrize("task,family", FAMILY_CASES)
+def test_variation_families(tiny_llama, task, family):
+    """At least three families a task, each a base and at least one other condition of 40
+    prompts over at least 5 templates; every row one the task scores, its counterfactual aligned
+    and different only where it should be, and what its condition promises."""
+    tok = tiny_llama.tokenizer
+    t = get_task(task)
+    assert len(_families(task)) >= 3
+    conditions = _families(task)[family]
+    assert "base" in conditions and len(conditions) >= 2
+    df = t.generate_family(family, tok, n_per_condition=40, seed=0)
+    assert set(df.condition) == set(conditions) and (df.family == family).all()
+    for cond, part in df.groupby("condition"):
+        assert len(part) == 40 and part.template.nunique() >= 5, cond
+        assert part.template.str.startswith(f"{cond}:").all()
+    assert df.prompt_id.tolist() == list(range(len(df)))
+    for idx, row in zip(df.index, df.to_dict("records")):
+        pos = t.locate(tok, row, idx)
+        answer, wrong = t.answer_tokens(tok, row)
+        assert answer and wrong and not set(answer) & set(wrong)
+        clean, cf = _ids(tok, row["prompt"]), _ids(tok, row["cf_prompt"])
+        differ = {i for i, (a, b) in enumerate(zip(clean, cf)) if a != b}
+        assert len(clean) == len(cf) == pos["n_tokens"]
+        assert differ and differ <= {pos[t.position_column(p)] for p in CHANGED[task]}, row["prompt"]
+        _condition_facts(task, row["condition"], row, tok)
+    again = t.generate_family(family, tok, n_per_condition=40, seed=0)
+    assert again.prompt.tolist() == df.prompt.tolist()
+    assert t.generate_family(family, tok, n_per_condition=40, seed=1).prompt.tolist() != df.prompt.tolist()
+
+
+def test_unknown_family_refused(tiny_llama):
+    with pytest.raises(PromptError, match="unknown capitals family 'nope'"):
+        get_task("capitals").generate_family("nope", tiny_llama.tokenizer)

@@ -42,8 +42,67 @@ TEMPLATES = (
     "The {subject} with the {attractor}",
 )
 ATTRACTORS = ("same", "other")  # the attractor's number relative to the subject's
-_NUMBER_OF = {w: num for pair in W.NOUN_PAIRS for w, num in zip(pair, NUMBERS)}
-_FLIP = {a: b for s, p in W.NOUN_PAIRS for a, b in ((s, p), (p, s))}
+_PAIRS = W.NOUN_PAIRS + W.IRREGULAR_PAIRS + W.COLLECTIVE_PAIRS
+_NUMBER_OF = {w: num for pair in _PAIRS for w, num in zip(pair, NUMBERS)}
+_FLIP = {a: b for s, p in _PAIRS for a, b in ((s, p), (p, s))}
+
+# Variation families (issue 20 item 2). Slots: {subject}, {attractor}, {attractor2}. The lexical
+# and syntactic families' base is the generator's (attractors of either number, balanced by
+# chance); the adversarial family's base has attractors of the subject's number.
+_BASE = C.Condition(TEMPLATES, "the generator's templates and nouns, attractors of either number")
+FAMILIES = {
+    "lexical": {
+        "base": _BASE,
+        "irregular": C.Condition(TEMPLATES, "subjects with irregular plurals (child/children, "
+                                 "mouse/mice, ...)", "irregular"),
+        "collective": C.Condition(TEMPLATES, "collective nouns as subjects (team, committee, ...): "
+                                  "singular takes the singular verb, as in American usage",
+                                  "collective"),
+    },
+    "syntactic": {
+        "base": _BASE,
+        "relative_clause": C.Condition((
+            "The {subject} that the {attractor} saw",
+            "The {subject} that the {attractor} liked",
+            "The {subject} that the {attractor} found",
+            "The {subject} that the {attractor} mentioned",
+            "The {subject} that the {attractor} described",
+        ), "the attractor inside an object relative clause; END is its verb"),
+        "long_pp": C.Condition((
+            "The {subject} near the {attractor} in the old house",
+            "The {subject} behind the {attractor} on the left",
+            "The {subject} next to the {attractor} by the window",
+            "The {subject} beside the {attractor} at the back",
+            "The {subject} of the {attractor} from the city",
+        ), "a second prepositional phrase after the attractor's"),
+    },
+    "adversarial": {
+        "base": C.Condition(TEMPLATES, "attractors of the subject's number", "same"),
+        "attractor_other": C.Condition(TEMPLATES, "attractors of the other number", "other"),
+        "two_attractors_other": C.Condition((
+            "The {subject} near the {attractor} behind the {attractor2}",
+            "The {subject} next to the {attractor} with the {attractor2}",
+            "The {subject} of the {attractor} beside the {attractor2}",
+            "The {subject} behind the {attractor} near the {attractor2}",
+            "The {subject} with the {attractor} of the {attractor2}",
+        ), "two attractors, both of the other number", "other"),
+    },
+}
+
+
+def _fill(pools: dict[str, tuple]):
+    def fill(cond: C.Condition, template: str, rng: random.Random) -> dict:
+        number = rng.choice(NUMBERS)
+        relation = cond.draw if cond.draw in ATTRACTORS else rng.choice(ATTRACTORS)
+        attr_number = number if relation == "same" else OTHER[number]
+        subj_pair = rng.choice(pools.get(cond.draw, pools["nouns"]))
+        a1, a2 = rng.sample([p for p in pools["nouns"] if subj_pair[0] not in p], 2)
+        subject, attractor = subj_pair[NUMBERS.index(number)], a1[NUMBERS.index(attr_number)]
+        attractor2 = a2[NUMBERS.index(attr_number)] if "{attractor2}" in template else ""
+        return {"prompt": template.format(subject=subject, attractor=attractor, attractor2=attractor2),
+                "subject": subject, "number": number, "attractor": attractor,
+                "attractor_number": attr_number, "attractor2": attractor2}
+    return fill
 
 
 def number_of(row: Mapping[str, Any], idx: Any) -> str:
@@ -152,6 +211,19 @@ class AgreementTask(Task):
         return C.with_meta(self.counterfactuals(df, tokenizer, seed), meta)
 
 
+    def generate_family(self, family: str, tokenizer, n_per_condition: int = 40, seed: int = 0
+                        ) -> pd.DataFrame:
+        """``n_per_condition`` prompts for each condition of :data:`FAMILIES` ``[family]``."""
+        both = lambda pair: pair  # noqa: E731  (both forms one token)
+        filters = {"nouns": C.single_token_words(tokenizer, W.NOUN_PAIRS, key=both),
+                   "irregular": C.single_token_words(tokenizer, W.IRREGULAR_PAIRS, key=both),
+                   "collective": C.single_token_words(tokenizer, W.COLLECTIVE_PAIRS, key=both)}
+        meta = {k: v for name, f in filters.items() for k, v in f.record(f"{name}_pairs").items()}
+        pools = {name: f.kept for name, f in filters.items()}
+        return C.family_table(self, FAMILIES, family, tokenizer, n_per_condition, seed, _fill(pools),
+                              GENERATOR_VERSION, meta)
+
+
 AGREEMENT = register(AgreementTask())
 
-__all__ = ["AgreementTask", "AGREEMENT", "TEMPLATES", "NUMBERS", "verb_ids", "number_of"]
+__all__ = ["AgreementTask", "AGREEMENT", "TEMPLATES", "FAMILIES", "NUMBERS", "verb_ids", "number_of"]

@@ -38,6 +38,66 @@ TEMPLATES = (
 )
 
 
+# Variation families (issue 20 item 2). Slots: {country}, {other} (a third country), {wrong} (the
+# counterfactual country's capital, named in the prompt).
+_BASE = C.Condition(TEMPLATES, "the generator's templates and countries")
+FAMILIES = {
+    "lexical": {
+        "base": _BASE,
+        "not_largest": C.Condition(TEMPLATES, "countries whose capital is not their largest city "
+                                   "(few are one token: prompts repeat, each with another "
+                                   "counterfactual country)", "not_largest"),
+    },
+    "syntactic": {
+        "base": _BASE,
+        "paraphrase": C.Condition((
+            "The seat of government of {country} is the city of",
+            "The capital and seat of government of {country} is",
+            "The main city and capital of {country} is called",
+            "When people speak of the capital of {country}, they mean",
+            "The official capital of {country} is",
+        ), "other phrasings of the relation"),
+        "long_context": C.Condition((
+            "Here is a fact about {country}: it has a long history, and its capital is",
+            "I have always wanted to visit {country}, a country with a long history. Its capital is",
+            "After many years of studying the geography of {country}, I can tell you that its "
+            "capital is",
+            "The travel guide says that {country} has mountains, rivers and old towns, and that its "
+            "capital is",
+            "In school we learned about {country}, its rivers, its mountains and its capital,",
+        ), "the country several words before the answer, referred back to by 'its'"),
+    },
+    "adversarial": {
+        "base": _BASE,
+        "distractor_country": C.Condition((
+            "I have been to {other} many times, but the capital of {country} is",
+            "After a week in {other}, we flew on to the capital of {country}, which is",
+            "Forget about {other} for a moment: the capital of {country} is",
+            "My friend from {other} told me that the capital of {country} is",
+            "We left {other} and drove to the capital of {country}, which is",
+        ), "a third country named before the question", "distractor"),
+        "wrong_capital_named": C.Condition((
+            "Some people think it is {wrong}, but the capital of {country} is",
+            "It is not {wrong}: the capital of {country} is",
+            "After a trip to {wrong}, we flew on to the capital of {country}, which is",
+            "{wrong} is a lovely city, but the capital of {country} is",
+            "My train went through {wrong} on the way to the capital of {country}, which is",
+        ), "the wrong answer (the counterfactual country's capital) named in the prompt"),
+    },
+}
+
+
+def _fill(base: list[tuple[str, str]], not_largest: list[tuple[str, str]]):
+    def fill(cond: C.Condition, template: str, rng: random.Random) -> dict:
+        country, capital = rng.choice(not_largest if cond.draw == "not_largest" else base)
+        other, other_capital = rng.choice([cc for cc in base if cc[0] != country])
+        third = rng.choice([cc[0] for cc in base if cc[0] not in (country, other)])
+        prompt = template.format(country=country, other=third, wrong=other_capital)
+        return {"prompt": prompt, "country": country, "capital": capital, "cf_country": other,
+                "cf_capital": other_capital, "distractor": third if "{other}" in template else ""}
+    return fill
+
+
 def cf_capital(row: Mapping[str, Any], idx: Any) -> str:
     given = C.optional(row, "cf_capital")
     country = C.text(row, "cf_country", idx)
@@ -126,6 +186,22 @@ class CapitalsTask(Task):
         return C.with_meta(self.counterfactuals(df, tokenizer, seed), meta)
 
 
+    def generate_family(self, family: str, tokenizer, n_per_condition: int = 40, seed: int = 0
+                        ) -> pd.DataFrame:
+        """``n_per_condition`` prompts for each condition of :data:`FAMILIES` ``[family]``."""
+        both = lambda cc: cc  # noqa: E731  (country and capital one token each)
+        base = C.single_token_words(tokenizer, [(c, W.CAPITALS[c]) for c in W.CAPITALS if c not in
+                                                W.CAPITALS_EXCLUDED and c not in W.CAPITAL_NOT_LARGEST],
+                                    key=both)
+        odd = C.single_token_words(tokenizer, [(c, W.CAPITALS[c]) for c in W.CAPITAL_NOT_LARGEST], key=both)
+        if len(base.kept) < 3 or not odd.kept:
+            raise PromptError(f"too few one-token countries in tokenizer {C.tokenizer_label(tokenizer)} "
+                              f"({len(base.kept)} base, {len(odd.kept)} not-largest-city).")
+        meta = {**base.record("countries"), **odd.record("not_largest_countries")}
+        return C.family_table(self, FAMILIES, family, tokenizer, n_per_condition, seed,
+                              _fill(list(base.kept), list(odd.kept)), GENERATOR_VERSION, meta)
+
+
 CAPITALS = register(CapitalsTask())
 
-__all__ = ["CapitalsTask", "CAPITALS", "TEMPLATES", "cf_capital"]
+__all__ = ["CapitalsTask", "CAPITALS", "TEMPLATES", "FAMILIES", "cf_capital"]

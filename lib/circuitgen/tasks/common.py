@@ -89,7 +89,8 @@ class WordFilter:
 
     def record(self, what: str) -> dict[str, Any]:
         return {f"n_{what}_given": len(self.kept) + len(self.refused), f"n_{what}_kept": len(self.kept),
-                f"n_{what}_refused": len(self.refused), f"{what}_refused": [str(w) for w in self.refused]}
+                f"n_{what}_refused": len(self.refused),
+                f"{what}_refused": ["/".join(w) if isinstance(w, tuple) else str(w) for w in self.refused]}
 
 
 def n_tokens(tokenizer, word: str, leading_space: bool = True) -> int:
@@ -136,6 +137,52 @@ def check_n(n: int) -> None:
         raise PromptError(f"n must be at least 1, not {n}.")
 
 
+@dataclass(frozen=True)
+class Condition:
+    """One condition of a variation family: its templates (``str.format`` slots the task fills)
+    and how the task draws the words (``draw``; "" is as its generator does)."""
+
+    templates: tuple[str, ...]
+    note: str
+    draw: str = ""
+
+
+def family_table(task, families: Mapping[str, Mapping[str, Condition]], family: str, tokenizer,
+                 n_per_condition: int, seed: int, fill, version: Any, meta: dict) -> pd.DataFrame:
+    """``n_per_condition`` prompts for each condition of ``family``, templates balanced, each
+    condition from its own ``random.Random(f"{seed}:{task}:{family}:{condition}")``; ``fill(cond,
+    template, rng)`` returns a row (the prompt and the task's columns). A draw the task cannot
+    locate (a word that collides with the template's) is drawn again; the redraws are counted in
+    the provenance. Counterfactuals as the task makes them."""
+    if family not in families:
+        raise PromptError(f"unknown {task.name} family {family!r}; known: {sorted(families)}.")
+    check_n(n_per_condition)
+    rows, redraws = [], {}
+    for cond_name, cond in families[family].items():
+        rng = random.Random(f"{seed}:{task.name}:{family}:{cond_name}")
+        for t in balanced_plan(range(len(cond.templates)), n_per_condition, rng):
+            for attempt in range(50):  # noqa: B007 (the redraws are counted below)
+                row = fill(cond, cond.templates[t], rng)
+                try:
+                    task.locate(tokenizer, row, len(rows))
+                    break
+                except PromptError as err:
+                    last = err
+            else:
+                raise PromptError(f"{task.name} {family}/{cond_name} template {t}: no draw can be "
+                                  f"located in 50 tries; last: {last}")
+            redraws[cond_name] = redraws.get(cond_name, 0) + attempt
+            rows.append({"prompt_id": len(rows), **row, "family": family, "condition": cond_name,
+                         "template": f"{cond_name}:{t}", "tokenizer": tokenizer_label(tokenizer),
+                         "seed": seed, "generator_version": version})
+    meta = {"task": task.name, "family": family, "generator_version": version, "seed": seed,
+            "n_per_condition": n_per_condition, "tokenizer": tokenizer_label(tokenizer),
+            "conditions": {c: {"note": k.note, "templates": list(k.templates)}
+                           for c, k in families[family].items()},
+            "redraws": redraws, **meta}
+    return with_meta(task.counterfactuals(pd.DataFrame(rows), tokenizer, seed), meta)
+
+
 def records(df: pd.DataFrame) -> list[dict]:
     """The rows of ``df`` as dicts; a repeated column name (the scorer's checked tables can repeat
     ``status``) keeps its first column."""
@@ -150,4 +197,5 @@ def with_meta(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
 
 __all__ = ["where", "text", "optional", "word_spans", "one_span", "check_end", "token_of_span",
            "last_token", "WordFilter", "n_tokens", "single_token_words", "replace_span",
-           "check_aligned", "tokenizer_label", "balanced_plan", "check_n", "records", "with_meta"]
+           "check_aligned", "tokenizer_label", "balanced_plan", "check_n", "records", "with_meta",
+           "Condition", "family_table"]

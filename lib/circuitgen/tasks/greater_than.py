@@ -14,6 +14,13 @@ wrong, so p(t) counts on neither side (as Hanna et al. leave YY itself out of bo
 years whose tens digit is 0 or 9 would leave one side empty (no digit is surely earlier than 0 or
 later than 9); they are refused, and the generator draws the last two digits from 10-89.
 
+**Which digit is compared.** The prompt ends with the start's leading digits (its "century" in
+the generator's prompts, so the next digit is compared with the start's tens digit). A prompt may
+end one digit later ("from the year 1798 to the year 179": the ones digit 8 is compared, 9 is
+later, 0-7 earlier), which is how the ``late_start`` condition scores starts ending in 91-98
+(:data:`FAMILIES`); the rule is the same: the next digit against the start's digit at the
+same place, the equal digit in neither set, a compared digit 0 or 9 refused.
+
 A tokenizer that does not split the start year into single digits (GPT-2's) is refused with a
 one-line :class:`PromptError`: this task's answer is a digit.
 
@@ -51,6 +58,89 @@ TEMPLATES = (
 )
 
 
+# Variation families (issue 20 item 2), each with its base condition (the generator's prompts).
+# Slots: {noun}, {start}, {cc} (the start's first two digits), {ccc} (its first three),
+# {other} (a distractor year), {item} (a thing with a price).
+_BASE = C.Condition(TEMPLATES, "the generator's templates, Hanna et al.'s nouns, centuries 11-17")
+_LATE = tuple(t.replace("{cc}", "{ccc}") for t in TEMPLATES)
+FAMILIES = {
+    "lexical": {
+        "base": _BASE,
+        "new_nouns": C.Condition(TEMPLATES, "event nouns outside Hanna et al.'s list", "new_nouns"),
+        "late_centuries": C.Condition(TEMPLATES, "centuries 18-19 instead of 11-17", "late_centuries"),
+    },
+    "syntactic": {
+        "base": _BASE,
+        "clause": C.Condition((
+            "The {noun}, which began in {start}, was over by {cc}",
+            "Having started in {start}, the {noun} finally ended in {cc}",
+            "The {noun} that began in {start} came to an end in {cc}",
+            "The {noun} began in {start}. It ended in {cc}",
+            "It was in {start} that the {noun} began, and it ended in {cc}",
+        ), "the start and the end in clauses, not 'from ... to'"),
+        "long": C.Condition((
+            "The {noun} lasted from the year {start}, as most historians agree, to the year {cc}",
+            "The {noun} lasted from the year {start}, through many hard winters and several changes "
+            "of leadership, to the year {cc}",
+            "According to the records kept in the old archive, the {noun} lasted from the year "
+            "{start} to the year {cc}",
+            "The {noun} lasted from the year {start} (a date still debated) to the year {cc}",
+            "The {noun}, which changed the region for good, lasted from the year {start} to the "
+            "year {cc}",
+        ), "words inserted between or before the years"),
+    },
+    "domain": {
+        "base": _BASE,
+        "prices": C.Condition((
+            "The price of the {item} rose from ${start} to ${cc}",
+            "The {item} used to cost ${start}, but now it costs ${cc}",
+            "Last year the {item} sold for ${start}; this year it sells for ${cc}",
+            "After the increase, the {item} went from ${start} to ${cc}",
+            "The {item} was priced at ${start} and then raised to ${cc}",
+        ), "rising prices: a larger number instead of a later year", "numbers"),
+        "counts": C.Condition((
+            "The population of the town grew from {start} to {cc}",
+            "The number of visitors increased from {start} to {cc}",
+            "Attendance at the fair went up from {start} to {cc}",
+            "The museum's collection expanded from {start} objects to {cc}",
+            "The club's membership rose from {start} to {cc}",
+        ), "growing counts instead of years", "numbers"),
+    },
+    "adversarial": {
+        "base": _BASE,
+        "late_start": C.Condition(_LATE, "starts ending in 91-98; the prompt ends with the start's "
+                                  "first three digits, so the ones digit is compared", "late_start"),
+        "distractor": C.Condition((
+            "In {other}, historians wrote that the {noun} lasted from the year {start} to the year {cc}",
+            "A book printed in {other} says the {noun} lasted from the year {start} to the year {cc}",
+            "First described in {other}, the {noun} lasted from the year {start} to the year {cc}",
+            "The {noun} was remembered in {other}; it lasted from the year {start} to the year {cc}",
+            "Long before {other}, the {noun} lasted from the year {start} to the year {cc}",
+        ), "another year of the same century, with another tens digit, earlier in the prompt",
+            "distractor"),
+    },
+}
+
+
+def _fill(nouns, new_nouns, items):
+    def fill(cond: C.Condition, template: str, rng: random.Random) -> dict:
+        century = rng.choice(W.LATE_CENTURIES if cond.draw == "late_centuries" else W.CENTURIES)
+        if cond.draw == "numbers":
+            century = rng.randint(11, 97)
+        yy = rng.randint(91, 98) if cond.draw == "late_start" else rng.randint(10, 89)
+        start = f"{century}{yy:02d}"
+        other = ""
+        if cond.draw == "distractor":
+            other = f"{century}{rng.choice([t for t in range(1, 9) if t != yy // 10])}{rng.randint(0, 9)}"
+        noun = rng.choice(new_nouns if cond.draw == "new_nouns" else nouns)
+        item = rng.choice(items)
+        prompt = template.format(noun=noun, start=start, cc=century, ccc=start[:3], other=other,
+                                 item=item)
+        return {"prompt": prompt, "start": start, "noun": noun if "{noun}" in template else "",
+                "item": item if "{item}" in template else "", "distractor": other}
+    return fill
+
+
 def start_digits(value: Any, idx: Any = None) -> str:
     """The start number of a row as a digit string (a CSV may have read it as an int or float)."""
     s = "" if value is None else str(value).strip()
@@ -79,6 +169,16 @@ def answer_digits(tens: int) -> tuple[list[int], list[int]]:
     return [d for d in range(10) if d > tens], [d for d in range(10) if d < tens]
 
 
+def compared_digit(prompt: str, start: str, idx: Any = None) -> int:
+    """The start's digit the next one is compared with: the one after the digits the prompt ends
+    with, which must be the start's leading digits (all but at least the last one)."""
+    tail = re.search(r"(?<!\d)(\d+)$", prompt)
+    if tail is None or not start.startswith(tail.group(1)) or not 1 <= len(tail.group(1)) < len(start):
+        raise PromptError(f"{C.where(idx)}the prompt {prompt!r} must end with the start's leading "
+                          f"digits {start[:-2]} (the end year's century), after the start {start}.")
+    return int(start[len(tail.group(1))])
+
+
 def _start_span(prompt: str, start: str, idx: Any) -> tuple[int, int]:
     spans = [(m.start(), m.end()) for m in re.finditer(r"(?<!\d)" + start + r"(?!\d)", prompt)]
     if len(spans) != 1:
@@ -103,10 +203,10 @@ class GreaterThanTask(Task):
         C.check_end(prompt, idx)
         start = start_digits(row.get("start"), idx)
         a, b = _start_span(prompt, start, idx)
-        prefix = start[:-2]
-        if not re.search(r"(?<!\d)" + prefix + r"$", prompt) or len(prompt) - len(prefix) < b:
+        digit = compared_digit(prompt, start, idx)
+        if len(prompt) - len(re.search(r"\d+$", prompt).group(0)) < b:
             raise PromptError(f"{C.where(idx)}the prompt {prompt!r} must end with the start's leading "
-                              f"digits {prefix} (the end year's century), after the start {start}.")
+                              f"digits {start[:-2]} (the end year's century), after the start {start}.")
         ids, offsets = encode_with_offsets(tokenizer, prompt)
         found = {}
         for name, char in (("TENS", b - 2), ("ONES", b - 1), ("END", len(prompt) - 1)):
@@ -118,18 +218,19 @@ class GreaterThanTask(Task):
                                   "greater-than reads the next digit and needs a digit-splitting "
                                   "tokenizer such as SmolLM2's or Gemma's.")
             found[name] = hits[0] + 1  # + 1: BOS
-        tens = int(start[-2])
-        if tens in (0, 9):
-            raise PromptError(f"{C.where(idx)}the start {start} has tens digit {tens}, so no next "
-                              f"digit makes the year surely {'earlier' if tens == 0 else 'later'} "
-                              "(the equal digit counts on neither side); use a start whose last two "
-                              "digits are 10-89.")
+        if digit in (0, 9):
+            left = len(start) - len(re.search(r"\d+$", prompt).group(0))
+            place = {2: "tens", 1: "ones"}.get(left, "compared")
+            raise PromptError(f"{C.where(idx)}the start {start} has {place} digit {digit}, so no next "
+                              f"digit makes the year surely {'earlier' if digit == 0 else 'later'} "
+                              f"(the equal digit counts on neither side); use a start whose {place} "
+                              "digit is 1-8.")
         return {"pos_tens": found["TENS"], "pos_ones": found["ONES"], "pos_end": found["END"],
                 "n_tokens": len(ids) + 1}
 
     def answer_tokens(self, tokenizer, row: Mapping[str, Any]) -> tuple[list[int], list[int]]:
         ids = digit_ids(tokenizer)
-        later, earlier = answer_digits(int(start_digits(row.get("start"))[-2]))
+        later, earlier = answer_digits(compared_digit(str(row["prompt"]), start_digits(row.get("start"))))
         return [ids[d] for d in later], [ids[d] for d in earlier]
 
     def counterfactuals(self, df: pd.DataFrame, tokenizer, seed: int = 0) -> pd.DataFrame:
@@ -173,6 +274,19 @@ class GreaterThanTask(Task):
         return C.with_meta(self.counterfactuals(df, tokenizer, seed), meta)
 
 
+    def generate_family(self, family: str, tokenizer, n_per_condition: int = 40, seed: int = 0
+                        ) -> pd.DataFrame:
+        """``n_per_condition`` prompts for each condition of :data:`FAMILIES` ``[family]``."""
+        digit_ids(tokenizer)
+        nouns = C.single_token_words(tokenizer, W.YEAR_NOUNS)
+        new = C.single_token_words(tokenizer, W.NEW_YEAR_NOUNS)
+        items = C.single_token_words(tokenizer, W.PRICE_ITEMS)
+        meta = {**nouns.record("nouns"), **new.record("new_nouns"), **items.record("items")}
+        return C.family_table(self, FAMILIES, family, tokenizer, n_per_condition, seed,
+                              _fill(nouns.kept, new.kept, items.kept), GENERATOR_VERSION, meta)
+
+
 GREATER_THAN = register(GreaterThanTask())
 
-__all__ = ["GreaterThanTask", "GREATER_THAN", "TEMPLATES", "answer_digits", "digit_ids", "start_digits"]
+__all__ = ["GreaterThanTask", "GREATER_THAN", "TEMPLATES", "FAMILIES", "compared_digit", "answer_digits",
+           "digit_ids", "start_digits"]

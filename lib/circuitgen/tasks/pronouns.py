@@ -39,7 +39,66 @@ TEMPLATES = (
     "Honestly, {name} is so funny, isn't",
     "So {name} has been very helpful, hasn't",
 )
-_GENDER_OF = {name: g for g, names in NAMES.items() for name in names}
+RARE_NAMES = {"female": W.RARE_FEMALE_NAMES, "male": W.RARE_MALE_NAMES}
+_GENDER_OF = {name: g for lists in (NAMES, RARE_NAMES) for g, names in lists.items() for name in names}
+
+# Variation families (issue 20 item 2). Slots: {name}, {other} (a name of the other gender).
+# Gender-ambiguous names are not a condition yet: their answer needs a gender the prompt states,
+# and the counterfactual (another name) would not change it.
+_BASE = C.Condition(TEMPLATES, "the generator's templates and names")
+FAMILIES = {
+    "lexical": {
+        "base": _BASE,
+        "rare_names": C.Condition(TEMPLATES, "rarer, old-fashioned names (Edith, Horace, ...)", "rare"),
+        "new_words": C.Condition((
+            "So {name} is such a great singer, isn't",
+            "So {name} is a very careful driver, isn't",
+            "Well, {name} is a wonderful teacher, isn't",
+            "So {name} was a brilliant student, wasn't",
+            "Honestly, {name} has been a loyal friend, hasn't",
+        ), "tag questions with other words (gender-neutral roles)"),
+    },
+    "syntactic": {
+        "base": _BASE,
+        "long_gap": C.Condition((
+            "So {name}, who lives next door, is such a good friend, isn't",
+            "So {name}, the one from the office, is really talented, isn't",
+            "Well, {name}, after all these years, is still so funny, isn't",
+            "So {name}, as everyone knows, was a kind neighbour, wasn't",
+            "So {name}, who cooked for us last week, has been very helpful, hasn't",
+        ), "a phrase between the name and the rest of the tag question"),
+        "no_tag": C.Condition((
+            "Yesterday {name} called and said that",
+            "This morning {name} woke up early because",
+            "Last week {name} told me that",
+            "After dinner {name} went for a walk, and then",
+            "When {name} arrived at the station,",
+        ), "a pronoun is likely next, but no tag question asks for it"),
+    },
+    "adversarial": {
+        "base": _BASE,
+        "distractor_name": C.Condition((
+            "According to {other}, {name} is such a good friend, isn't",
+            "I told {other} that {name} is really talented, isn't",
+            "Even {other} admits that {name} is so funny, isn't",
+            "So {other} and I agree that {name} was a kind neighbour, wasn't",
+            "After meeting {other}, {name} has been very helpful, hasn't",
+        ), "a name of the other gender earlier in the prompt"),
+    },
+}
+
+
+def _fill(pools: dict[str, dict[str, tuple]]):
+    def fill(cond: C.Condition, template: str, rng: random.Random) -> dict:
+        gender = rng.choice(GENDERS)
+        names = pools["rare" if cond.draw == "rare" else "common"]
+        name = rng.choice(names[gender])
+        others = [n for n in pools["common"][OTHER[gender]]]
+        other = rng.choice(others) if "{other}" in template else ""
+        cf_name = rng.choice([n for n in others if n != other])
+        return {"prompt": template.format(name=name, other=other), "name": name, "gender": gender,
+                "cf_name": cf_name, "distractor": other}
+    return fill
 
 
 def gender_of(row: Mapping[str, Any], idx: Any) -> str:
@@ -145,6 +204,19 @@ class PronounsTask(Task):
         return C.with_meta(self.counterfactuals(df, tokenizer, seed), meta)
 
 
+    def generate_family(self, family: str, tokenizer, n_per_condition: int = 40, seed: int = 0
+                        ) -> pd.DataFrame:
+        """``n_per_condition`` prompts for each condition of :data:`FAMILIES` ``[family]``."""
+        common = single_token_names(tokenizer)
+        rare = {g: C.single_token_words(tokenizer, names) for g, names in RARE_NAMES.items()}
+        meta = {k: v for prefix, filters in (("", common), ("rare_", rare))
+                for g, f in filters.items() for k, v in f.record(f"{prefix}{g}_names").items()}
+        pools = {"common": {g: f.kept for g, f in common.items()},
+                 "rare": {g: f.kept for g, f in rare.items()}}
+        return C.family_table(self, FAMILIES, family, tokenizer, n_per_condition, seed, _fill(pools),
+                              GENERATOR_VERSION, meta)
+
+
 PRONOUNS = register(PronounsTask())
 
-__all__ = ["PronounsTask", "PRONOUNS", "TEMPLATES", "GENDERS", "gender_of", "single_token_names"]
+__all__ = ["PronounsTask", "PRONOUNS", "TEMPLATES", "FAMILIES", "GENDERS", "gender_of", "single_token_names"]

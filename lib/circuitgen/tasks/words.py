@@ -31,6 +31,16 @@ YEAR_NOUNS = (
     "tradition", "treaty", "trial", "trip", "unemployment", "voyage", "warfare", "work", "war",
 )
 CENTURIES = tuple(range(11, 18))  # Hanna et al.'s XX: 11..17
+# Variation families (lexical): event nouns outside Hanna et al.'s list, later centuries; the
+# things whose prices rise (domain: prices).
+NEW_YEAR_NOUNS = (
+    "festival", "famine", "drought", "exhibition", "tournament", "parade", "strike", "boom",
+    "crisis", "blockade", "embargo", "occupation", "presidency", "mission", "survey", "season",
+    "semester", "excavation", "renovation", "census", "fair", "rebellion", "revolution", "recession",
+)
+LATE_CENTURIES = (18, 19)
+PRICE_ITEMS = ("house", "car", "boat", "painting", "piano", "horse", "watch", "ring", "computer",
+               "sofa", "bicycle", "camera", "guitar", "farm", "apartment", "ticket", "statue", "carpet")
 
 # --------------------------------------------------------------------------------------------
 # Subject-verb agreement: (singular, plural) nouns for subjects and attractors; both forms must
@@ -50,6 +60,20 @@ NOUN_PAIRS = (
     ("phone", "phones"), ("lamp", "lamps"), ("shoe", "shoes"), ("coin", "coins"),
     ("report", "reports"), ("label", "labels"), ("nurse", "nurses"), ("worker", "workers"),
     ("soldier", "soldiers"), ("athlete", "athletes"), ("engineer", "engineers"),
+)
+# Variation families (lexical): irregular plurals; collective nouns (singular in form; their
+# verb is singular in American usage, which is what the metric takes as the answer).
+IRREGULAR_PAIRS = (
+    ("child", "children"), ("man", "men"), ("woman", "women"), ("person", "people"),
+    ("mouse", "mice"), ("foot", "feet"), ("tooth", "teeth"), ("goose", "geese"), ("wife", "wives"),
+    ("knife", "knives"), ("leaf", "leaves"), ("life", "lives"),
+)
+COLLECTIVE_PAIRS = (
+    ("team", "teams"), ("committee", "committees"), ("family", "families"), ("crowd", "crowds"),
+    ("group", "groups"), ("army", "armies"), ("class", "classes"), ("band", "bands"),
+    ("audience", "audiences"), ("government", "governments"), ("company", "companies"),
+    ("crew", "crews"), ("council", "councils"), ("club", "clubs"), ("gang", "gangs"),
+    ("board", "boards"), ("jury", "juries"), ("choir", "choirs"),
 )
 # The verb forms the answer is read on: (singular, plural); the metric averages over the three.
 VERB_PAIRS = (("is", "are"), ("was", "were"), ("has", "have"))
@@ -119,6 +143,13 @@ MALE_NAMES = (
     "Samuel", "Patrick", "Jeff", "Scott", "Greg", "Tim", "Bob", "Harry", "Oliver", "Ben", "Luke",
     "Simon", "Martin", "Philip", "Arthur", "Victor", "Walter", "Ronald",
 )
+# Variation family (lexical): rarer, old-fashioned names (SmolLM2 refuses several: see the
+# generated table's provenance).
+RARE_FEMALE_NAMES = ("Edith", "Agnes", "Harriet", "Gertrude", "Dorothy", "Florence", "Eleanor",
+                     "Ada", "Iris", "Ivy", "Vera", "Mabel", "Beatrice", "Matilda", "Hazel", "Nora")
+RARE_MALE_NAMES = ("Clarence", "Horace", "Ernest", "Herbert", "Bernard", "Cecil", "Percy",
+                   "Leonard", "Cornelius", "Eugene", "Gilbert", "Otto", "Hugo", "Felix", "Amos",
+                   "Abel", "Wilbur", "Rupert")
 AMBIGUOUS_NAMES = ("Alex", "Sam", "Jordan", "Taylor", "Casey", "Morgan", "Jamie", "Chris", "Pat",
                    "Robin", "Charlie", "Jesse", "Riley", "Avery", "Kelly")
 PRONOUNS = {"female": "she", "male": "he"}
