@@ -23,7 +23,7 @@
 # mean-ablated), their ratio, each class's attention-signature score and each class's knock-out
 # effect.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 MODEL = "smollm2-135m"
 SEED = 0
 DEVICE = "cpu"
@@ -33,35 +33,45 @@ CIRCUIT = None  # a spec path; None: the circuit week 6 found for MODEL
 N_RANDOM_CIRCUITS = 20  # random circuits of the same shape: the null for faithfulness
 N_NULL_PER_GROUP = 2  # prompts per (template, order) the null is measured on (cost: one pass per draw)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import pandas as pd
-from myst_nb import glue
-from scipy import stats
 
-from circuitgen import circuits, evaluation, ioi, plots, runtime, scorer, shown
-from circuitgen import stats as cg_stats
+from circuitgen import scorer_report
 
-model = runtime.start(MODEL, SEED, DEVICE)
-spec = circuits.found_circuit(MODEL, CIRCUIT, OUTPUT_DIR)
+# the circuit scored on fresh canonical prompts, against random circuits of its shape, under the
+# old ablation reference and with the complement intact at S2 (circuitgen.scorer_report)
+report = scorer_report.run(MODEL, SEED, DEVICE, OUTPUT_DIR, n_prompts=N_PROMPTS, circuit=CIRCUIT,
+                           n_random_circuits=N_RANDOM_CIRCUITS, n_null_per_group=N_NULL_PER_GROUP)
+
+# %% tags=["remove-cell"]
+report.glue()
 
 # %% [markdown]
+# ## The scores, prompt by prompt
+
+# %% tags=["hide-input"]
+report.scores_figure()
+plt.show()
+
+# %% [markdown]
+# *Left: the model's and the circuit's logit difference IO − S on each of the
+# {glue:text}`w07_n` prompts. Middle: the circuit's share of the model's logit difference per
+# prompt (1: the circuit alone does what the model does). Right: how much each class's heads
+# carry, as the change in the model's logit difference when the class is knocked out.*
+#
 # ## Scoring the canonical distribution
 # Fresh prompts (a seed the circuit was not found on), every template in both orders. The ablation
-# means come from a fixed reference of ABC prompts generated for the purpose: 20 per template and
-# order, so that in every group a role position holds one kind of token (`circuitgen.reference`;
-# the choice, the group sizes and a hash of the reference are recorded in the output's metadata).
+# means come from a fixed reference of ABC prompts generated for the purpose:
+# {glue:text}`w07_min_per_group` per template and order, so that in every group a role position
+# holds one kind of token (`circuitgen.reference`; the choice, the group sizes and a hash of the
+# reference are recorded in the output's metadata):
 
 # %%
-prompts = ioi.generate_prompts(model, n=N_PROMPTS, seed=SEED + 7).df
-scores = scorer.score_circuit(model, spec, prompts, progress=False)
-meta = scores.attrs["circuitgen"]
-print("ablation:", meta["ablation"])
+report.ablation_table()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"prompts scored: {meta['n_scored']} of {meta['n_prompts']} (flagged: {meta['n_flagged']})")
-print(scorer.summary(scores).round(2).to_string())
+print(report.summary_text())
 
 # %% [markdown]
 # ## Faithfulness with its baselines
@@ -72,27 +82,19 @@ print(scorer.summary(scores).round(2).to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-faith = evaluation.faithfulness_table(scores, seed=SEED)
-print(faith.round(2).to_string())
-
-# %%
-means = scorer.mean_reference(model, prompts)
-null_prompts = prompts.groupby(["template", "order"]).head(N_NULL_PER_GROUP)
-null = evaluation.random_circuit_null(model, spec, null_prompts, means, n_draws=N_RANDOM_CIRCUITS, seed=SEED)
-rand = null[null.circuit != "spec"]
+print(report.faithfulness_text())
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(6, 3.8))
-plots.null_histogram(ax, null, title=f"Circuit vs random circuits ({MODEL}, {len(null_prompts)} prompts)")
+report.null_figure()
 plt.show()
+
+# %% [markdown]
+# *The normalised faithfulness of the circuit against that of {glue:text}`w07_null_n` random
+# circuits of its shape, on a subset of the prompts.*
 
 # %%
 # NBVAL_CHECK_OUTPUT
-at_least = int((rand.F >= null.F.iloc[0]).sum())
-print(f"on {len(null_prompts)} prompts: circuit {null.normalised.iloc[0]:.2f}; random median "
-      f"{rand.normalised.median():.2f}, max {rand.normalised.max():.2f}; "
-      f"{at_least} of {len(rand)} at least as faithful "
-      f"(empirical p = {(at_least + 1) / (len(rand) + 1):.3f})")
+print(report.null_line())
 
 # %% [markdown]
 # ## What the old ablation reference did
@@ -103,119 +105,56 @@ print(f"on {len(null_prompts)} prompts: circuit {null.normalised.iloc[0]:.2f}; r
 # share of its "mean". The same prompts, scored both ways:
 
 # %%
-legacy = scorer.score_circuit(model, spec, prompts, ablation=scorer.Ablation.legacy_template_only(),
-                              progress=False, knockouts=False)
-by_order = pd.DataFrame({
-    name: {order: s[s.order == order].circuit_logit_diff.mean() / s[s.order == order].logit_diff.mean()
-           for order in ("ABBA", "BABA")} | {"all": s.circuit_logit_diff.mean() / s.logit_diff.mean()}
-    for name, s in (("old: template only, own counterparts", legacy),
-                    ("new: template and order, fixed", scores))
-})
-paired = pd.DataFrame({"template": prompts.template, "d_new": scores.circuit_logit_diff,
-                       "d_old": legacy.circuit_logit_diff, "m": scores.logit_diff})
-shift = cg_stats.cluster_bootstrap_ci(
-    paired, "template", lambda new, old, m: new.mean() / m.mean() - old.mean() / m.mean(),
-    columns=["d_new", "d_old", "m"], seed=SEED)
-
-# %%
 # NBVAL_CHECK_OUTPUT
-print("ratio of means F(C)/F(M) by order, under each reference:")
-print(by_order.round(2).to_string())
-print(f"change in the ratio of means, new - old: {shift.estimate:+.2f} "
-      f"(95% CI {shift.lo:+.2f} to {shift.hi:+.2f}, templates resampled)")
+print(report.legacy_text())
 
 # %% [markdown]
-# ## The distribution of each score
-
-# %%
-sig_cols = [c for c in scores.columns if c.startswith("sig_")]
-ko_cols = [c for c in scores.columns if c.startswith("ko_")]
+# ## The attention signatures
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-axes[0].hist([scores.logit_diff, scores.circuit_logit_diff], bins=25, label=["model", "circuit"])
-axes[0].set_xlabel("logit difference IO - S (nats)")
-axes[0].set_ylabel("prompts")
-axes[0].legend()
-axes[0].set_title("Model vs circuit")
-axes[1].hist(scores.faithfulness.clip(-1, 3), bins=30, color="C2")
-axes[1].axvline(1, color="k", lw=1)
-axes[1].set_xlabel("faithfulness per prompt (clipped to [-1, 3])")
-axes[1].set_ylabel("prompts")
-axes[1].set_title("Circuit / model, per prompt")
-axes[2].boxplot([scores[c] for c in ko_cols], orientation="horizontal")
-axes[2].set_yticks(range(1, len(ko_cols) + 1), [c[3:] for c in ko_cols])
-axes[2].axvline(0, color="k", lw=1)
-axes[2].set_xlabel("change in logit difference when the class is knocked out (nats)")
-axes[2].set_title("Knock-outs")
-fig.suptitle(f"Scores per prompt ({MODEL}, {meta['n_scored']} prompts)")
-plt.tight_layout()
-plt.show()
-
-# %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7, 3.5))
-ax.boxplot([scores[c] for c in sig_cols], orientation="horizontal")
-ax.set_yticks(range(1, len(sig_cols) + 1), [c[4:] for c in sig_cols])
-ax.set_xlabel("attention along the class's signature (probability)")
-ax.set_title(f"Attention signatures per prompt ({MODEL}, {meta['n_scored']} prompts)")
+report.signatures_figure()
 plt.show()
 
 # %% [markdown]
+# *Per prompt, the mean attention of each class's heads along the signature its class is named
+# for (for example END → IO for the name movers).*
+#
 # ## Do the scores go together?
 # If the circuit works the way its classes claim, prompts where it is faithful should be prompts
 # where its heads show their signatures. Spearman rank correlations with faithfulness:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-rows = []
-for col in sig_cols + ko_cols + ["logit_diff"]:
-    rho, p = stats.spearmanr(scores.faithfulness, scores[col])
-    rows.append({"score": col, "spearman_rho": rho, "p": p})
-corr = pd.DataFrame(rows)
-corr["q (BH)"] = cg_stats.benjamini_hochberg(corr.p)[1]
-print(corr.round(3).to_string(index=False))
+print(report.correlations_text())
 
 # %% tags=["hide-input"]
-sig_main = sig_cols[0]
-fig, ax = plt.subplots(figsize=(5.5, 4.5))
-sc = ax.scatter(scores[sig_main], scores.faithfulness.clip(-1, 3), c=scores.logit_diff, cmap="viridis", s=16)
-ax.set_xlabel(f"{sig_main[4:]} attention along its signature (probability)")
-ax.set_ylabel("faithfulness per prompt, circuit / model (clipped to [-1, 3])")
-ax.set_title(f"Signature vs faithfulness ({MODEL}, {meta['n_scored']} prompts)")
-fig.colorbar(sc, label="model logit difference (nats)")
+report.signature_figure()
 plt.show()
 
 # %% [markdown]
+# *The first class's signature against the circuit's share of the model's logit difference, per
+# prompt, coloured by the model's own logit difference.*
+#
 # ## Where the circuit does not do the work
 # Per template, and then the individual prompts where the model gets the answer right but the
 # circuit, on its own, does not.
 
-# %%
-per_template = scores.groupby("template").agg(
-    model=("logit_diff", "mean"), circuit=("circuit_logit_diff", "mean"), n=("prompt", "size"))
-per_template["ratio_of_means"] = per_template.circuit / per_template.model
-
 # %% tags=["hide-input"]
-ax = per_template[["model", "circuit"]].plot.bar(figsize=(11, 3.8))
-ax.set_xlabel("template")
-ax.set_ylabel("mean logit difference (nats)")
-ax.set_title(f"Model vs circuit by template ({MODEL}, {meta['n_scored']} prompts)")
+report.template_figure()
 plt.show()
+
+# %% [markdown]
+# *Mean logit difference of the model and of the circuit alone, per template.*
 
 # %%
 # NBVAL_CHECK_OUTPUT
-fails = scores[(scores.logit_diff > 0) & (scores.circuit_logit_diff <= 0)]
-print(f"model right, circuit wrong: {len(fails)} of {(scores.logit_diff > 0).sum()} "
-      "prompts the model gets right")
-solid = per_template[per_template.model >= 1]  # a ratio is meaningless where the model is near 0
-print("templates where the model's mean logit difference is under 1 nats:",
-      sorted(per_template.index[per_template.model < 1].tolist()))
-print("worst other templates by ratio of means:", shown.mapping(solid.ratio_of_means.nsmallest(3)))
+print(report.fails_text())
+
+# %% [markdown]
+# The prompts the model gets right where the circuit alone most prefers S:
 
 # %%
-for _, r in fails.nsmallest(6, "circuit_logit_diff").iterrows():
-    print(f"[template {r.template}, {r.order}] {r.prompt} -> IO {r.io!r}, S {r.s!r}: "
-          f"model {r.logit_diff:+.2f}, circuit {r.circuit_logit_diff:+.2f}")
+report.worst_fails(6)
 
 # %% [markdown]
 # ## The S2-hacking caveat
@@ -225,62 +164,17 @@ for _, r in fails.nsmallest(6, "circuit_logit_diff").iterrows():
 # data: recompute the circuit's logit difference leaving every head intact at the S2 position. If
 # the excess comes from the ablation at S2, faithfulness falls back towards 1 there.
 
-# %%
-check = evaluation.s2_check(model, spec, scores, scorer.mean_reference(model, prompts))  # cached
-check["model"] = scores.logit_diff
-above = scores.faithfulness > 1
-
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(5.5, 4.5))
-ax.scatter(check.circuit_logit_diff / check.model, check.circuit_logit_diff_s2_intact / check.model, s=14)
-ax.axhline(1, color="grey", lw=1)
-ax.axvline(1, color="grey", lw=1)
-ax.set_xlim(-1, 3)
-ax.set_ylim(-1, 3)
-ax.set_xlabel("faithfulness per prompt, complement ablated everywhere (circuit / model)")
-ax.set_ylabel("faithfulness per prompt, complement intact at S2 (circuit / model)")
-ax.set_title(f"S2-hacking check ({MODEL}, {meta['n_scored']} prompts)")
+report.s2_figure()
 plt.show()
+
+# %% [markdown]
+# *Each prompt's faithfulness with the complement ablated everywhere (horizontal) and with it
+# left intact at S2 (vertical); the grey lines mark 1, the model's own logit difference.*
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ratio = lambda col: check[col].mean() / check.model.mean()  # noqa: E731
-print(f"prompts with faithfulness > 1: {int(above.sum())} of {len(scores)}")
-print(f"ratio of means, complement ablated everywhere: {ratio('circuit_logit_diff'):.2f}")
-print(f"ratio of means, complement intact at S2:      {ratio('circuit_logit_diff_s2_intact'):.2f}")
-if above.any():
-    sub = check[above]
-    print(f"on the prompts above 1: {sub.circuit_logit_diff.mean() / sub.model.mean():.2f} -> "
-          f"{sub.circuit_logit_diff_s2_intact.mean() / sub.model.mean():.2f} with S2 intact")
-
-# %%
-for key, row in {"ratio": "F(C)/F(M)", "norm": "(F(C)-F(∅))/(F(M)-F(∅))",
-                 "f_m": "F(M)", "f_0": "F(∅)"}.items():
-    for col in ("estimate", "lo", "hi"):
-        glue(f"w07_{key}_{col}", float(faith.loc[row, col]), display=False)
-glue("w07_n", int(meta["n_scored"]), display=False)
-glue("w07_null_n", len(rand), display=False)
-glue("w07_null_median", float(rand.normalised.median()), display=False)
-glue("w07_null_max", float(rand.normalised.max()), display=False)
-glue("w07_null_circuit", float(null.normalised.iloc[0]), display=False)
-glue("w07_old_all", float(by_order.iloc[:, 0]["all"]), display=False)
-glue("w07_old_abba", float(by_order.iloc[:, 0]["ABBA"]), display=False)
-glue("w07_old_baba", float(by_order.iloc[:, 0]["BABA"]), display=False)
-glue("w07_new_abba", float(by_order.iloc[:, 1]["ABBA"]), display=False)
-glue("w07_new_baba", float(by_order.iloc[:, 1]["BABA"]), display=False)
-glue("w07_shift", shift.estimate, display=False)
-glue("w07_shift_lo", shift.lo, display=False)
-glue("w07_shift_hi", shift.hi, display=False)
-glue("w07_s2_everywhere", float(check.circuit_logit_diff.mean() / check.model.mean()), display=False)
-glue("w07_s2_intact", float(check.circuit_logit_diff_s2_intact.mean() / check.model.mean()), display=False)
-clear = corr[corr["q (BH)"] < 0.05]
-glue("w07_n_corr_clear", len(clear), display=False)
-glue("w07_n_corr", len(corr), display=False)
-glue("w07_corr_list",
-     ", ".join(f"{r.score} (ρ = {r.spearman_rho:+.2f})" for r in clear.itertuples()) or "none",
-     display=False)
-glue("w07_circuit_wrong", float(((scores.logit_diff > 0) & (scores.circuit_logit_diff <= 0)).sum()
-                                / (scores.logit_diff > 0).sum()), display=False)
+print(report.s2_text())
 
 # %% [markdown]
 # ## What we found
